@@ -1,0 +1,167 @@
+"""The tokenizer, the punctuation policy, corpus checks and the window pipeline."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from textpredict.errors import CorpusError
+from textpredict.text import (
+    EOS,
+    PAD_ID,
+    UNK_ID,
+    Tokenizer,
+    corpus_files,
+    id_array,
+    read_lines,
+    standardize,
+    training_windows,
+)
+
+
+def clean(text: str) -> str:
+    return standardize(tf.constant(text)).numpy().decode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("The Clouds are in the", "the clouds are in the"),
+        ("young. Now I speak", "young <eos> now i speak"),
+        ("Don't stop!? well-known", "don't stop <eos> well-known"),
+        ("the u.s. grew 3.5 %", "the u.s. grew 3.5 %"),
+        ("he said 'hello' , then “left”", "he said hello then left"),
+        ("Smith’s cat", "smith's cat"),
+        ("a . . . b", "a <eos> b"),
+        ("a <unk> rose $ 5", "a <unk> rose $ 5"),
+        ("emoji 😀\tand\x07control", "emoji and control"),
+        ("Émile ÇA", "émile ça"),
+        ("   ", ""),
+    ],
+)
+def test_standardize_applies_the_punctuation_policy(raw, expected):
+    assert clean(raw) == expected
+
+
+def test_standardize_works_on_batches():
+    batch = standardize(tf.constant(["A.", "b c"])).numpy().tolist()
+    assert batch == [b"a <eos>", b"b c"]
+
+
+@pytest.fixture
+def tokenizer():
+    return Tokenizer(["<eos>", "the", "sky", "is", "blue", "don't"])
+
+
+def test_tokenizer_round_trips_known_words(tokenizer):
+    ids = tokenizer.tokenize("The sky is blue. Don't")
+    assert ids == [3, 4, 5, 6, 2, 7]
+    assert tokenizer.detokenize(ids) == "the sky is blue <eos> don't"
+
+
+def test_tokenizer_maps_unknown_words_to_unk(tokenizer):
+    assert tokenizer.tokenize("the sea") == [3, UNK_ID]
+    assert tokenizer.token_to_id("sea") == UNK_ID
+
+
+def test_tokenizer_contract(tokenizer):
+    assert tokenizer.vocabulary_size == 8
+    assert tokenizer.id_to_token(PAD_ID) == ""
+    assert tokenizer.id_to_token(UNK_ID) == "[UNK]"
+    assert tokenizer.eos_id == tokenizer.token_to_id(EOS) == 2
+    assert all(tokenizer.token_to_id(tokenizer.id_to_token(i)) == i for i in range(2, 8))
+    assert all(isinstance(t, str) for t in tokenizer.vocabulary)
+
+
+def test_adapt_counts_each_line_end_and_caps_the_vocabulary():
+    lines = ["the sky is blue", "the sea is blue.", "the end"]
+    full = Tokenizer.adapt(lines, max_tokens=100)
+    assert full.vocabulary[2:5] == ["the", "<eos>", "is"] or full.vocabulary[2:4] == [
+        "<eos>",
+        "the",
+    ]
+    assert set(full.vocabulary[2:]) == {"the", "<eos>", "is", "blue", "sky", "sea", "end"}
+    capped = Tokenizer.adapt(lines, max_tokens=5)
+    assert capped.vocabulary_size == 5
+    assert set(capped.vocabulary[2:]) == {"the", "<eos>", "is"}
+
+
+def test_vocabulary_file_round_trip(tmp_path, tokenizer):
+    tokenizer.save(tmp_path / "vocabulary.txt")
+    loaded = Tokenizer.load(tmp_path / "vocabulary.txt")
+    assert loaded.vocabulary == tokenizer.vocabulary
+    assert loaded.tokenize("blue sky") == tokenizer.tokenize("blue sky")
+
+
+def test_id_stream_ends_every_line_once(tmp_path, tokenizer):
+    (tmp_path / "a.txt").write_text("the sky is blue .\n\n  \nthe sky\n", encoding="utf-8")
+    ids = id_array(tokenizer, read_lines([tmp_path / "a.txt"]))
+    assert tokenizer.detokenize(ids) == "the sky is blue <eos> the sky <eos>"
+
+
+def test_read_lines_selects_a_line_range(tmp_path):
+    (tmp_path / "a.txt").write_text("one\n\ntwo\nthree\nfour\n", encoding="utf-8")
+    lines = [x.numpy().decode() for x in read_lines([tmp_path / "a.txt"], 1, 3)]
+    assert lines == ["two", "three"]
+
+
+def test_windows_are_shifted_by_one_and_cover_the_stream():
+    ids = tf.data.Dataset.range(1, 24)  # 23 ids, chunks of 5: 4 full windows
+    batches = list(training_windows(ids, seq_len=5, batch_size=3))
+    inputs = np.concatenate([x.numpy() for x, _ in batches])
+    targets = np.concatenate([y.numpy() for _, y in batches])
+    assert inputs.dtype == np.int32
+    np.testing.assert_array_equal(inputs.ravel(), np.arange(1, 21))
+    np.testing.assert_array_equal(targets.ravel(), np.arange(2, 22))
+
+
+def test_shuffled_windows_are_repeatable_with_a_seed():
+    ids = tf.data.Dataset.range(1, 200)
+
+    def order(seed):
+        return [x.numpy()[:, 0].tolist() for x, _ in training_windows(ids, 4, 8, seed)]
+
+    assert order(3) == order(3)
+    assert order(3) != order(4)
+    assert sorted(sum(order(3), [])) == list(range(1, 197, 4))
+
+
+def test_corpus_files_expands_folders_and_skips_hidden_files(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "2.txt").write_text("two words", encoding="utf-8")
+    (tmp_path / "1.txt").write_text("one", encoding="utf-8")
+    (tmp_path / ".hidden").write_text("secret", encoding="utf-8")
+    assert corpus_files([tmp_path]) == [tmp_path / "1.txt", tmp_path / "b" / "2.txt"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "contains no words"),
+        (b" \n\t\n", "contains no words"),
+        (b"caf\xc3\xa9 ok \xff\xfe bad", r"not UTF-8 text \(invalid byte at offset 9\)"),
+        (b"caf\xc3", "ends inside a character"),
+        (b"\x00\x01\x02binary", "binary file"),
+    ],
+)
+def test_corpus_files_rejects_unusable_text(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(CorpusError, match=message):
+        corpus_files([path])
+
+
+def test_corpus_files_reports_the_offset_across_chunks(tmp_path):
+    from textpredict.text import check_text_file
+
+    path = tmp_path / "late.txt"
+    path.write_bytes(b"a" * 10 + b"\xe2\x82" + b"\xff")  # a broken 3-byte sequence
+    with pytest.raises(CorpusError, match="offset 10"):
+        check_text_file(path, chunk_size=11)
+
+
+def test_corpus_files_rejects_missing_paths_and_empty_folders(tmp_path):
+    with pytest.raises(CorpusError, match="does not exist"):
+        corpus_files([tmp_path / "nope.txt"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusError, match="contains no files"):
+        corpus_files([tmp_path / "empty"])

@@ -1,0 +1,266 @@
+"""From text files to training windows: corpus reading, the tokenizer, tf.data.
+
+Punctuation policy (applied identically to corpora, prompts and the exported model,
+because it is one TensorFlow function traced into each of them):
+
+* Text is lower-cased (Unicode aware); curly apostrophes become ``'``.
+* A word-final ``.``, ``!`` or ``?`` run, or a stand-alone one, ends a sentence and
+  becomes the token ``<eos>``, so a model learns to predict sentence ends. A period
+  inside a token is kept, so abbreviations such as ``u.s.`` and numbers such as
+  ``3.5`` stay whole. Every line of a corpus file also ends a sentence (as in
+  Mikolov's Penn Treebank files), and repeated ``<eos>`` collapse to one.
+* Apostrophes and hyphens inside words are kept: ``don't`` and ``well-known`` are one
+  token each, and Penn Treebank's ``'s`` and ``n't`` stay as they are.
+* Letters, digits, ``$``, ``%``, ``&``, ``<`` and ``>`` are kept (``<unk>`` in Penn
+  Treebank is an ordinary word); every other character, commas, quotes, brackets,
+  symbols and emoji included, separates words and is dropped.
+
+Token ids: 0 is padding and 1 is ``[UNK]`` (Keras's ``TextVectorization``
+convention); neither is ever offered as a completion.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from textpredict.errors import CorpusError
+
+EOS = "<eos>"
+PAD_ID = 0
+UNK_ID = 1
+SPECIAL_IDS = (PAD_ID, UNK_ID)
+
+
+@keras.saving.register_keras_serializable(package="textpredict")
+def standardize(text: tf.Tensor) -> tf.Tensor:
+    """Normalises a string tensor as the module docstring describes."""
+    text = tf.strings.lower(text, encoding="utf-8")
+    text = tf.strings.regex_replace(text, "[\u2018\u2019\u02bc]", "'")
+    # Double every gap so that each token owns a space on both sides: RE2 has no
+    # look-around, and this lets one pass match adjacent sentence ends.
+    text = tf.strings.regex_replace(text, r"\s+", "  ")
+    text = tf.strings.join([" ", text, " "])
+    text = tf.strings.regex_replace(text, r"\s([^\s.!?]*)[.!?]+\s", r" \1 <eos> ")
+    text = tf.strings.regex_replace(text, r"[^\p{L}\p{M}\p{N}\s'.$%&<>-]", " ")
+    # Single quotes around a word go; apostrophes inside or in front of one stay.
+    text = tf.strings.regex_replace(text, r"\s+", "  ")
+    text = tf.strings.regex_replace(text, r"\s'+([^\s']+)'+\s", r" \1 ")
+    text = tf.strings.regex_replace(text, r"(^|\s)'+(\s|$)", " ")
+    text = tf.strings.regex_replace(text, r"<eos>(\s+<eos>)+", EOS)
+    return tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
+
+
+class Tokenizer:
+    """Words to ids and back, with Keras's ``TextVectorization`` doing the work.
+
+    Args:
+        vocabulary: the tokens after padding and ``[UNK]``, most frequent first.
+
+    Example:
+        >>> tokenizer = Tokenizer.adapt(["The sky is blue.", "The sea is blue."])
+        >>> tokenizer.detokenize(tokenizer.tokenize("the sea is blue"))
+        'the sea is blue'
+    """
+
+    def __init__(self, vocabulary: Sequence[str]):
+        self._layer = make_vectorizer(vocabulary=[str(t) for t in vocabulary])
+        self._tokens = [str(t) for t in self._layer.get_vocabulary()]
+        self._ids = {token: i for i, token in enumerate(self._tokens)}
+
+    @classmethod
+    def adapt(cls, lines: tf.data.Dataset | Iterable[str], max_tokens: int) -> Tokenizer:
+        """Builds the vocabulary from corpus lines in one streaming pass.
+
+        Each line ends a sentence, so ``<eos>`` is counted like any other word.
+        ``max_tokens`` counts padding and ``[UNK]``.
+        """
+        if not isinstance(lines, tf.data.Dataset):
+            lines = tf.data.Dataset.from_tensor_slices(tf.constant(list(lines), tf.string))
+        layer = make_vectorizer(max_tokens=max_tokens)
+        layer.adapt(lines.map(end_sentence).batch(4096).prefetch(tf.data.AUTOTUNE))
+        return cls(layer.get_vocabulary(include_special_tokens=False))
+
+    @property
+    def layer(self) -> keras.layers.TextVectorization:
+        """The ``TextVectorization`` layer, to place inside a model graph."""
+        return self._layer
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """All tokens, index = id, padding and ``[UNK]`` included."""
+        return list(self._tokens)
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self._tokens)
+
+    @property
+    def eos_id(self) -> int:
+        return self._ids.get(EOS, UNK_ID)
+
+    def id_to_token(self, token_id: int) -> str:
+        return self._tokens[token_id]
+
+    def token_to_id(self, token: str) -> int:
+        return self._ids.get(token, UNK_ID)
+
+    def tokenize(self, text: str) -> list[int]:
+        """The ids of one text, standardised as the module docstring describes."""
+        return self._layer(tf.constant(text)).numpy().tolist()
+
+    def detokenize(self, ids: Iterable[int]) -> str:
+        return " ".join(self._tokens[i] for i in ids if i != PAD_ID)
+
+    def save(self, path: Path) -> None:
+        """Writes the vocabulary one token a line, without padding and ``[UNK]``."""
+        Path(path).write_text("".join(f"{t}\n" for t in self._tokens[2:]), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Tokenizer:
+        return cls(Path(path).read_text(encoding="utf-8").splitlines())
+
+
+def make_vectorizer(**kwargs) -> keras.layers.TextVectorization:
+    """The one ``TextVectorization`` configuration used everywhere."""
+    return keras.layers.TextVectorization(
+        standardize=standardize, split="whitespace", output_mode="int", ragged=True, **kwargs
+    )
+
+
+def end_sentence(line: tf.Tensor) -> tf.Tensor:
+    """A corpus line ends a sentence: appending a period gives it one ``<eos>``."""
+    return tf.strings.join([line, " ."])
+
+
+# --- reading corpora ---------------------------------------------------------------
+
+
+def corpus_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expands files and folders into a sorted list of readable UTF-8 text files.
+
+    Folders are read recursively, hidden files skipped. Raises ``CorpusError`` naming
+    the path for anything missing, unreadable, empty or not UTF-8.
+    """
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not found:
+                raise CorpusError(f"corpus folder {path} contains no files")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CorpusError(f"corpus path {path} does not exist")
+    if not files:
+        raise CorpusError("no corpus files given")
+    for file in files:
+        check_text_file(file)
+    return files
+
+
+def check_text_file(path: Path, chunk_size: int = 1 << 20) -> None:
+    """Reads a file once, in chunks, and raises ``CorpusError`` unless it is
+    non-empty UTF-8 text with at least one word."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, has_text = 0, False
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(chunk_size):
+                try:
+                    text = decoder.decode(chunk)
+                except UnicodeDecodeError as error:
+                    raise CorpusError(
+                        f"{path} is not UTF-8 text (invalid byte at offset "
+                        f"{offset + error.start - len(decoder.getstate()[0])})"
+                    ) from None
+                if "\x00" in text:
+                    raise CorpusError(f"{path} looks like a binary file (it contains NUL bytes)")
+                has_text = has_text or any(c.isalnum() for c in text)
+                offset += len(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise CorpusError(f"{path} is not UTF-8 text (it ends inside a character)") from None
+    except OSError as error:
+        raise CorpusError(f"cannot read {path}: {error.strerror}") from None
+    if not has_text:
+        raise CorpusError(f"{path} contains no words")
+
+
+def count_lines(files: Sequence[Path]) -> int:
+    """Non-blank lines over all files (the unit of the held-out split)."""
+    total = 0
+    for file in files:
+        with open(file, "rb") as handle:
+            total += sum(1 for line in handle if line.strip())
+    return total
+
+
+def read_lines(files: Sequence[Path], start: int = 0, stop: int | None = None) -> tf.data.Dataset:
+    """The non-blank lines of ``files`` in order, optionally only lines [start, stop)."""
+    lines = tf.data.TextLineDataset([str(f) for f in files])
+    lines = lines.filter(lambda line: tf.strings.regex_full_match(line, r".*\S.*"))
+    if start or stop is not None:
+        lines = lines.skip(start)
+        if stop is not None:
+            lines = lines.take(stop - start)
+    return lines
+
+
+def token_ids(tokenizer: Tokenizer, lines: tf.data.Dataset) -> tf.data.Dataset:
+    """The id stream of a corpus: every line's ids followed by its ``<eos>``."""
+    layer = tokenizer.layer
+    batched = lines.map(end_sentence).batch(1024).map(layer, num_parallel_calls=tf.data.AUTOTUNE)
+    return batched.unbatch().unbatch()
+
+
+def id_array(tokenizer: Tokenizer, lines: tf.data.Dataset) -> np.ndarray:
+    """The whole id stream in memory (for held-out sets and small corpora)."""
+    chunks = [c.numpy() for c in token_ids(tokenizer, lines).batch(1 << 16)]
+    return np.concatenate(chunks).astype(np.int32) if chunks else np.zeros(0, np.int32)
+
+
+def training_windows(
+    ids: tf.data.Dataset,
+    seq_len: int,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    shuffle_buffer: int = 10_000,
+) -> tf.data.Dataset:
+    """Batches of ``(inputs, targets)`` windows cut from an id stream.
+
+    The stream is cut into consecutive chunks of ``seq_len`` ids; the targets of a
+    chunk are its inputs shifted by one, the last one borrowed from the next chunk,
+    so every id but the first is a target exactly once per epoch:
+    ``inputs = ids[t : t+T]``, ``targets = ids[t+1 : t+T+1]``.
+    """
+    # The last, partial chunk is never an input, but lends its first id as a target.
+    chunks = ids.batch(seq_len)
+
+    def pair_with_next(previous, current):
+        targets = tf.concat([previous[1:], current[:1]], axis=0)
+        return current, (previous, targets)
+
+    empty = tf.zeros([0], dtype=ids.element_spec.dtype)
+    windows = chunks.scan(empty, pair_with_next).skip(1)
+    windows = windows.filter(lambda x, y: tf.shape(y)[0] == seq_len)
+    windows = windows.map(
+        lambda x, y: (tf.ensure_shape(x, [seq_len]), tf.ensure_shape(y, [seq_len]))
+    )
+    windows = windows.map(lambda x, y: (tf.cast(x, tf.int32), tf.cast(y, tf.int32)))
+    windows = windows.cache()
+    if shuffle_seed is not None:
+        windows = windows.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    return windows.batch(batch_size).prefetch(tf.data.AUTOTUNE)
