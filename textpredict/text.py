@@ -261,6 +261,10 @@ def training_windows(
     )
     windows = windows.map(lambda x, y: (tf.cast(x, tf.int32), tf.cast(y, tf.int32)))
     windows = windows.cache()
+    # Counting is one pass that also fills the cache; a known length gives Keras's
+    # progress bar its total and spares it guessing where an epoch ends.
+    count = int(windows.reduce(0, lambda n, _: n + 1))
+    windows = windows.apply(tf.data.experimental.assert_cardinality(count))
     if shuffle_seed is not None:
         windows = windows.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     return windows.batch(batch_size).prefetch(tf.data.AUTOTUNE)

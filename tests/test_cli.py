@@ -1,0 +1,214 @@
+"""Every command as a user runs it, on a tiny corpus and a tiny model."""
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from textpredict.cli import main
+from textpredict.default_corpus import generate
+
+TINY = ["--units", "16", "--embedding-dim", "8", "--seq-len", "12", "--batch-size", "16"]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A models home and a small corpus, shared by the tests of this module."""
+    root = tmp_path_factory.mktemp("cli")
+    (root / "corpus.txt").write_text("\n".join(generate(150, seed=7)) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def runner(home, monkeypatch):
+    monkeypatch.setenv("TEXTPREDICT_MODELS", str(home / "models"))
+    monkeypatch.chdir(home)
+    return CliRunner()
+
+
+def invoke(runner, *args, **kwargs):
+    return runner.invoke(main, [str(a) for a in args], catch_exceptions=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def trained(home):
+    """One tiny model trained through the command line."""
+    runner = CliRunner(env={"TEXTPREDICT_MODELS": str(home / "models")})
+    result = runner.invoke(
+        main,
+        ["train", "--corpus", str(home / "corpus.txt"), "--epochs", "2", *TINY, "--seed", "1"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    return home / "models" / "default", result.output
+
+
+def one_line_error(result, code=1):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("Error: ")
+    return lines[-1]
+
+
+def test_train_writes_a_complete_model_directory(trained):
+    path, output = trained
+    assert sorted(p.name for p in path.iterdir()) == [
+        "config.json",
+        "logs",
+        "metrics.json",
+        "model.keras",
+        "vocabulary.txt",
+    ]
+    config = json.loads((path / "config.json").read_text())
+    assert config["model"]["units"] == 16 and config["training"]["seq_len"] == 12
+    assert config["data"]["held_out_lines"] is not None  # no --valid: a held-out split
+    metrics = json.loads((path / "metrics.json").read_text())
+    assert len(metrics["history"]["val_perplexity"]) == 2
+    assert 1 < metrics["valid"]["perplexity"] < config["vocabulary_size"]
+    assert "val_perplexity" in output and f"Saved {path}" in output
+    assert any((path / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_train_refuses_to_overwrite_and_leaves_the_model_alone(runner, trained):
+    path, _ = trained
+    before = {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()}
+    result = invoke(runner, "train", "--corpus", "corpus.txt", "--epochs", "1", *TINY)
+    assert "already exists" in one_line_error(result)
+    assert {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()} == before
+
+
+def test_same_seed_same_model(runner, home):
+    def weights(name, seed):
+        args = ["train", "-c", "corpus.txt", "--epochs", "1", *TINY, "--model", name]
+        assert invoke(runner, *args, "--seed", seed).exit_code == 0
+        import keras
+
+        return keras.saving.load_model(home / "models" / name / "model.keras").get_weights()
+
+    first, again, other = weights("s1", 5), weights("s2", 5), weights("s3", 6)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["--corpus", "missing.txt"], "does not exist"),
+        ("empty.txt", ["--corpus", "empty.txt"], "contains no words"),
+        ("latin1.txt", ["--corpus", "latin1.txt"], "is not UTF-8 text (invalid byte at offset 3)"),
+        (
+            "short.txt",
+            ["-c", "short.txt", "--valid", "short.txt", "--seq-len", "50"],
+            "shorter than one training",
+        ),
+    ],
+)
+def test_train_reports_bad_corpora_in_one_line(runner, home, setup, args, message):
+    contents = {"empty.txt": b"", "latin1.txt": b"caf\xe9 au lait\n", "short.txt": b"a b c\nd e\n"}
+    if setup:
+        (home / setup).write_bytes(contents[setup])
+    result = invoke(runner, "train", *args, "--model", "bad", *TINY[:4])
+    assert message in one_line_error(result)
+    assert not (home / "models" / "bad").exists()
+
+
+@pytest.mark.parametrize(
+    "args", [["--dropout", "1.5"], ["--epochs", "0"], ["--cell", "transformer"], ["--seed", "-1"]]
+)
+def test_train_rejects_bad_option_values(runner, args):
+    result = invoke(runner, "train", *args)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and "Invalid value" in result.output
+
+
+def test_complete_ranks_k_words_best_first(runner, trained):
+    result = invoke(runner, "complete", "the clouds are in the", "-k", "4")
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.strip().splitlines()]
+    assert len(rows) == 4
+    probabilities = [float(p) for _, p in rows]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert not {"[UNK]", ""} & {w for w, _ in rows}
+
+
+def test_complete_json_and_continuation(runner, trained):
+    args = ["complete", "she drinks her coffee", "--json", "--words", "5", "--sampler", "top-k"]
+    first = json.loads(invoke(runner, *args, "--seed", "3").output)
+    assert first["text"] == "she drinks her coffee"
+    assert len(first["predictions"]) == 3
+    assert all(0 < p["probability"] <= 1 for p in first["predictions"])
+    assert len(first["continuation"].split()) == 5
+    assert json.loads(invoke(runner, *args, "--seed", "3").output) == first
+
+
+def test_complete_errors(runner, trained):
+    assert "no words" in one_line_error(invoke(runner, "complete", "  "))
+    assert "no model at" in one_line_error(invoke(runner, "complete", "hi", "--model", "nope"))
+    assert invoke(runner, "complete", "hi", "-k", "0").exit_code == 2
+
+
+def test_evaluate_table_json_and_file(runner, home, trained):
+    table = invoke(runner, "evaluate").output.splitlines()
+    assert table[0].split() == ["tokens", "perplexity", "top-1", "top-3", "top-5"]
+    assert [row.split()[0] for row in table[1:]] == ["valid", "test"]
+    result = json.loads(invoke(runner, "evaluate", "--json").output)
+    stored = json.loads((trained[0] / "metrics.json").read_text())
+    assert result["valid"]["perplexity"] == pytest.approx(stored["valid"]["perplexity"], rel=1e-4)
+    assert result["test"]["top3_accuracy"] >= result["test"]["top1_accuracy"]
+    (home / "other.txt").write_text("the clouds are in the sky .\n", encoding="utf-8")
+    on_file = json.loads(invoke(runner, "evaluate", "--file", "other.txt", "--json").output)
+    assert on_file["file"]["tokens"] == 6  # "clouds ... sky <eos>": all but the first token
+
+
+def test_repl_answers_each_line_and_changes_settings(runner, trained):
+    result = invoke(runner, "repl", input="the sky is\n:k 2\nthe sky is\n:k zero\n")
+    assert result.exit_code == 0
+    out = result.output.splitlines()
+    answers = [line for line in out if re.fullmatch(r"\S+ +[01]\.\d{3}", line)]
+    assert len(answers) == 3 + 2
+    assert sum(line.startswith("Error: ") for line in out) == 1
+
+
+def test_export_serves_raw_strings_without_textpredict(runner, trained, tmp_path):
+    result = invoke(runner, "export", "-k", "4")
+    assert result.exit_code == 0, result.output
+    path = trained[0] / "export" / "1"
+    assert (path / "saved_model.pb").is_file()
+    prompts = ["the clouds are in the", "i grew up in france and"]
+    expected = [
+        [
+            p["word"]
+            for p in json.loads(invoke(runner, "complete", t, "-k", "4", "--json").output)[
+                "predictions"
+            ]
+        ]
+        for t in prompts
+    ]
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.modules["textpredict"] = None  # any import of textpredict would fail
+        import tensorflow as tf
+        serve = tf.saved_model.load({str(path)!r}).signatures["serving_default"]
+        out = serve(text=tf.constant({prompts!r}))
+        print(json.dumps({{k: v.numpy().tolist() for k, v in out.items()}}, default=bytes.decode))
+    """)
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"CUDA_VISIBLE_DEVICES": "", "PATH": ""},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    served = json.loads(run.stdout.strip().splitlines()[-1])
+    assert served["words"] == expected
+    assert np.array(served["probabilities"]).shape == (2, 4)
+    assert invoke(runner, "export").exit_code == 0
+    assert (trained[0] / "export" / "2" / "saved_model.pb").is_file()  # next version

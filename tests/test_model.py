@@ -1,0 +1,157 @@
+"""The network, its configuration, the model directory, and whole-stream metrics."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from textpredict.errors import ModelError, TextpredictError
+from textpredict.metrics import Perplexity, evaluate_stream
+from textpredict.model import (
+    ModelConfig,
+    TiedEmbedding,
+    build_language_model,
+    load_model,
+    resolve_model_path,
+    staging_directory,
+)
+
+VOCAB = 12
+
+
+def small_config(**overrides):
+    return ModelConfig(**{"embedding_dim": 6, "units": 8, "dropout": 0.0, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("cell", "transformer", "cell must be one of lstm"),
+        ("units", 0, "units must be a positive integer"),
+        ("num_layers", 1.5, "num_layers must be a positive integer"),
+        ("dropout", 1.0, r"dropout must be in \[0, 1\)"),
+        ("vocabulary_size", 2, "vocabulary_size must be at least 3"),
+    ],
+)
+def test_config_rejects_bad_values_naming_the_field(field, value, message):
+    with pytest.raises(TextpredictError, match=message):
+        ModelConfig(**{field: value})
+
+
+@pytest.mark.parametrize("tie", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_network_maps_ids_to_logits_over_the_vocabulary(tie, layers):
+    network = build_language_model(small_config(tie_embeddings=tie, num_layers=layers), VOCAB)
+    logits = network(np.array([[2, 3, 4], [5, 6, 7]], np.int32))
+    assert logits.shape == (2, 3, VOCAB)
+    if tie:  # the output layer has no matrix of its own
+        assert not any(layer.name == "logits" for layer in network.layers)
+        assert any(isinstance(layer, TiedEmbedding) for layer in network.layers)
+
+
+def test_right_padding_does_not_change_the_real_positions():
+    network = build_language_model(small_config(num_layers=2), VOCAB, seed=1)
+    short = network(np.array([[2, 3, 4]], np.int32)).numpy()
+    padded = network(np.array([[2, 3, 4, 0, 0], [5, 6, 7, 8, 9]], np.int32)).numpy()
+    np.testing.assert_allclose(padded[0, :3], short[0], atol=1e-6)
+
+
+def test_same_seed_same_initial_network():
+    def weights(seed):
+        return build_language_model(small_config(), VOCAB, seed=seed).get_weights()
+
+    for a, b in zip(weights(3), weights(3), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(weights(3), weights(4), strict=True))
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_keras_file_round_trip_in_safe_mode(tmp_path, tie):
+    network = build_language_model(small_config(tie_embeddings=tie, units=6), VOCAB, seed=2)
+    network.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    ids = np.array([[2, 3, 4, 0]], np.int32)
+    np.testing.assert_allclose(loaded(ids), network(ids), atol=1e-6)
+
+
+def test_perplexity_metric_is_exp_of_the_mean_cross_entropy():
+    logits = tf.random.stateless_normal([2, 5, VOCAB], seed=[1, 2])
+    labels = tf.constant([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
+    metric = Perplexity()
+    metric.update_state(labels, logits)
+    expected = np.exp(
+        tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+    )
+    np.testing.assert_allclose(float(metric.result()), expected, rtol=1e-5)
+
+
+def test_stream_evaluation_carries_state_across_windows_and_rows():
+    config = small_config()
+    network = build_language_model(config, VOCAB, seed=5)
+    stream = np.random.default_rng(0).integers(2, VOCAB, size=61).astype(np.int32)
+    # Reference: one row, one call over the whole stream, no state to carry.
+    logits = network(stream[None, :-1]).numpy()[0]
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(stream[1:], logits).numpy()
+    ranked = np.argsort(-np.where(np.isin(np.arange(VOCAB), [0, 1]), -np.inf, logits), axis=1)
+    top3 = np.mean([t in r[:3] for t, r in zip(stream[1:], ranked, strict=True)])
+
+    stateful = build_language_model(config, VOCAB, stateful=True, batch_size=1)
+    stateful.set_weights(network.get_weights())
+    result = evaluate_stream(stateful, stream, seq_len=7)
+    assert result.tokens == 60
+    np.testing.assert_allclose(result.cross_entropy, nll.mean(), rtol=1e-5)
+    np.testing.assert_allclose(result.perplexity, np.exp(nll.mean()), rtol=1e-5)
+    np.testing.assert_allclose(result.top_k_accuracy[3], top3)
+
+    # Several rows: every target still scored once (rows start cold, so close, not equal).
+    rows = build_language_model(config, VOCAB, stateful=True, batch_size=4)
+    rows.set_weights(network.get_weights())
+    assert evaluate_stream(rows, stream, seq_len=7).tokens == 60
+
+
+def test_model_names_resolve_under_the_models_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("TEXTPREDICT_MODELS", str(tmp_path))
+    assert resolve_model_path("small") == tmp_path / "small"
+    assert str(resolve_model_path("./elsewhere/m")) == "elsewhere/m"
+    with pytest.raises(ModelError, match="empty"):
+        resolve_model_path(" ")
+
+
+def test_staging_leaves_an_existing_model_untouched_on_failure(tmp_path):
+    target = tmp_path / "m"
+    target.mkdir()
+    (target / "config.json").write_text("old")
+    with pytest.raises(RuntimeError), staging_directory(target, overwrite=True) as staging:
+        (staging / "config.json").write_text("new")
+        raise RuntimeError("interrupted")
+    assert (target / "config.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_staging_replaces_only_when_allowed(tmp_path):
+    target = tmp_path / "m"
+    target.mkdir()
+    with pytest.raises(ModelError, match="already exists"), staging_directory(target, False):
+        pass
+    with staging_directory(target, overwrite=True) as staging:
+        (staging / "config.json").write_text("new")
+    assert (target / "config.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_loading_reports_missing_and_foreign_directories(tmp_path):
+    with pytest.raises(ModelError, match="no model at"):
+        load_model(tmp_path / "absent")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("hello")
+    with pytest.raises(ModelError, match="not a textpredict model"):
+        load_model(tmp_path / "other")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("model.keras", "vocabulary.txt"):
+        (broken / name).write_text("garbage")
+    (broken / "config.json").write_text(json.dumps({"model": {}}))
+    with pytest.raises(ModelError, match="cannot load the model"):
+        load_model(broken)

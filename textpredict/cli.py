@@ -1,0 +1,422 @@
+"""The ``textpredict`` command line: train, evaluate, complete, repl, export.
+
+A thin shell over the library. TensorFlow is imported inside the commands, so
+``textpredict --help`` answers at once. Errors a user can cause become one
+``Error: ...`` line and exit status 1; bad option values exit with status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+
+import click
+
+from textpredict.repl import ReplSettings, run_repl
+from textpredict.sampling import SAMPLER_NAMES
+
+# TensorFlow's C++ start-up chatter is not for a command-line user.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def quiet_tensorflow() -> None:
+    """Imports TensorFlow and finds its devices with file descriptor 2 muted.
+
+    TensorFlow writes CUDA probing lines to stderr before its logging is initialised,
+    where no setting reaches them. Python errors raised here still surface normally,
+    as exceptions, after stderr is restored. Set TEXTPREDICT_DEBUG=1 to see the lines.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("TEXTPREDICT_DEBUG"):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+MODEL_OPTION = click.option(
+    "--model",
+    "-m",
+    default="default",
+    show_default=True,
+    envvar="TEXTPREDICT_MODEL",
+    help="A model name under saved_models/ (or $TEXTPREDICT_MODELS), or a path.",
+)
+
+
+def user_errors(command):
+    """Turns the library's user-facing errors into click's one-line `Error: ...`."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from textpredict.errors import TextpredictError
+
+        quiet_tensorflow()
+        try:
+            return command(*args, **kwargs)
+        except TextpredictError as error:
+            raise click.ClickException(str(error)) from None
+        except OSError as error:
+            where = f" ({error.filename})" if error.filename else ""
+            raise click.ClickException(f"{error.strerror or error}{where}") from None
+
+    return wrapper
+
+
+def sampling_options(command):
+    """The options shared by `complete` and `repl`."""
+    options = [
+        click.option(
+            "-k",
+            "k",
+            type=click.IntRange(min=1),
+            default=3,
+            show_default=True,
+            help="How many ranked next words to show.",
+        ),
+        click.option(
+            "--words",
+            "-n",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Also continue the text this many words.",
+        ),
+        click.option(
+            "--sampler",
+            type=click.Choice(SAMPLER_NAMES),
+            default="greedy",
+            show_default=True,
+            help="How --words picks each word.",
+        ),
+        click.option(
+            "--temperature",
+            type=click.FloatRange(min=0, min_open=True),
+            default=1.0,
+            show_default=True,
+            help="Below 1 sharpens, above 1 flattens the choice.",
+        ),
+        click.option(
+            "--top-k",
+            type=click.IntRange(min=1),
+            default=40,
+            show_default=True,
+            help="Candidates for --sampler top-k.",
+        ),
+        click.option(
+            "--top-p",
+            type=click.FloatRange(min=0, max=1, min_open=True),
+            default=0.9,
+            show_default=True,
+            help="Probability mass for --sampler top-p.",
+        ),
+        click.option(
+            "--seed",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Makes random sampling repeatable.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="textpredict")
+def main():
+    """Next-word prediction with a hand-written Keras LSTM."""
+
+
+@main.command()
+@click.option(
+    "--corpus",
+    "-c",
+    multiple=True,
+    type=click.Path(),
+    help="A text file or folder to train on (repeatable). Default: the embedded corpus.",
+)
+@click.option(
+    "--valid",
+    multiple=True,
+    type=click.Path(),
+    help="Validation text (repeatable). Default: the last 5 % of the corpus lines.",
+)
+@click.option(
+    "--test",
+    multiple=True,
+    type=click.Path(),
+    help="Test text (repeatable). Default: the 5 % after the validation lines.",
+)
+@MODEL_OPTION
+@click.option("--overwrite", is_flag=True, help="Replace an existing model of that name.")
+@click.option(
+    "--cell",
+    type=click.Choice(["lstm"]),
+    default="lstm",
+    show_default=True,
+    help="The recurrent layer.",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the corpus.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per update.")
+@click.option(
+    "--seq-len",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tokens per window (backpropagation through time).",
+)
+@click.option("--units", type=click.IntRange(min=1), default=None, help="Recurrent state width.")
+@click.option("--layers", type=click.IntRange(min=1), default=None, help="Recurrent layers.")
+@click.option(
+    "--embedding-dim", type=click.IntRange(min=1), default=None, help="Word vector width."
+)
+@click.option(
+    "--vocabulary-size",
+    type=click.IntRange(min=3),
+    default=None,
+    help="Most frequent words kept, padding and [UNK] included.",
+)
+@click.option(
+    "--dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help="Dropout on embeddings and between layers.",
+)
+@click.option(
+    "--recurrent-dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help="Variational dropout on the recurrent state.",
+)
+@click.option(
+    "--tie-embeddings/--no-tie-embeddings",
+    default=None,
+    help="Share the embedding matrix with the output layer.",
+)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Adam step size.",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Same seed, same model.")
+@user_errors
+def train(
+    corpus,
+    valid,
+    test,
+    model,
+    overwrite,
+    cell,
+    epochs,
+    batch_size,
+    seq_len,
+    units,
+    layers,
+    embedding_dim,
+    vocabulary_size,
+    dropout,
+    recurrent_dropout,
+    tie_embeddings,
+    learning_rate,
+    seed,
+):
+    """Train a model and write it to saved_models/NAME/."""
+    from textpredict.model import ModelConfig
+    from textpredict.training import TrainingConfig
+    from textpredict.training import train as train_model
+
+    model_config = ModelConfig(
+        **_given(
+            cell=cell,
+            units=units,
+            num_layers=layers,
+            embedding_dim=embedding_dim,
+            vocabulary_size=vocabulary_size,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            tie_embeddings=tie_embeddings,
+        )
+    )
+    training_config = TrainingConfig(
+        **_given(
+            epochs=epochs,
+            batch_size=batch_size,
+            seq_len=seq_len,
+            learning_rate=learning_rate,
+            seed=seed,
+        )
+    )
+    started = time.perf_counter()
+    trained = train_model(
+        list(corpus),
+        valid=list(valid),
+        test=list(test),
+        model=model,
+        overwrite=overwrite,
+        model_config=model_config,
+        training_config=training_config,
+    )
+    valid_result = trained.metrics["valid"]
+    click.echo(
+        f"Saved {trained.path} in {time.perf_counter() - started:.0f} s: validation perplexity "
+        f"{valid_result['perplexity']:.2f}, top-3 accuracy {valid_result['top3_accuracy']:.1%} "
+        f"(best epoch {trained.metrics['best_epoch']})"
+    )
+
+
+def _given(**values):
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@main.command()
+@MODEL_OPTION
+@click.option(
+    "--file",
+    "-f",
+    "files",
+    multiple=True,
+    type=click.Path(),
+    help="Text to evaluate on (repeatable). Default: the model's validation and test text.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def evaluate(model, files, as_json):
+    """Perplexity and top-1/3/5 accuracy of a model on held-out text."""
+    from textpredict.evaluation import evaluate as evaluate_model
+    from textpredict.model import load_model
+
+    results = evaluate_model(load_model(model), list(files))
+    if as_json:
+        click.echo(json.dumps({name: r.as_dict() for name, r in results.items()}, indent=2))
+        return
+    click.echo(f"{'':6} {'tokens':>8} {'perplexity':>10} {'top-1':>7} {'top-3':>7} {'top-5':>7}")
+    for name, r in results.items():
+        accuracy = " ".join(f"{r.top_k_accuracy[k]:>7.1%}" for k in (1, 3, 5))
+        click.echo(f"{name:6} {r.tokens:>8} {r.perplexity:>10.2f} {accuracy}")
+
+
+@main.command()
+@click.argument("text")
+@MODEL_OPTION
+@sampling_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def complete(text, model, k, words, sampler, temperature, top_k, top_p, seed, as_json):
+    """The most likely next words of TEXT (and optionally a continuation)."""
+    settings = ReplSettings(
+        k=k,
+        words=words,
+        sampler=sampler,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+    )
+    predictor = _load_predictor(model)
+    result = _complete(predictor, text, settings)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(_format(result))
+
+
+@main.command()
+@MODEL_OPTION
+@sampling_options
+@user_errors
+def repl(model, k, words, sampler, temperature, top_k, top_p, seed):
+    """Type text, see the next words. `:help` lists the settings; Ctrl-D quits."""
+    settings = ReplSettings(
+        k=k,
+        words=words,
+        sampler=sampler,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+    )
+    predictor = _load_predictor(model)
+    click.echo(
+        f"textpredict: {predictor.model.path}. Type text; :help for commands, Ctrl-D to quit."
+    )
+    interactive = sys.stdin.isatty()
+
+    def read_line(prompt):
+        line = input(prompt) if interactive else sys.stdin.readline()
+        if not interactive and not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    run_repl(
+        lambda text, s: _format(_complete(predictor, text, s)), read_line, click.echo, settings
+    )
+
+
+@main.command("export")
+@MODEL_OPTION
+@click.option(
+    "-k",
+    "k",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Ranked words per text in the exported signature.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Parent folder of the numbered versions. Default: the model's export/.",
+)
+@user_errors
+def export_command(model, k, out):
+    """Write a TF Serving SavedModel that maps raw strings to ranked next words."""
+    from textpredict.export import export_model
+    from textpredict.model import load_model
+
+    path = export_model(load_model(model), k=k, directory=out)
+    click.echo(f"Exported {path} (signature serving_default: text -> words, probabilities)")
+
+
+def _load_predictor(model):
+    from textpredict.model import load_model
+    from textpredict.predictor import Predictor
+
+    return Predictor(load_model(model))
+
+
+def _complete(predictor, text, settings: ReplSettings) -> dict:
+    from textpredict.predictor import render
+
+    result = {
+        "text": text,
+        "predictions": [
+            {"word": word, "probability": round(p, 6)}
+            for word, p in predictor.rank(text, settings.k)
+        ],
+    }
+    if settings.words:
+        words = predictor.continue_text(
+            text, settings.words, settings.build_sampler(), settings.seed
+        )
+        result["continuation"] = render(words)
+    return result
+
+
+def _format(result: dict) -> str:
+    width = max(len(p["word"]) for p in result["predictions"])
+    lines = [f"{p['word']:<{width}}  {p['probability']:.3f}" for p in result["predictions"]]
+    if "continuation" in result:
+        lines.append(f"{result['text']} {result['continuation']}")
+    return "\n".join(lines)

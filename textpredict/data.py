@@ -1,0 +1,83 @@
+"""Which text is for training, which for validation, which for testing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+from textpredict.errors import CorpusError
+from textpredict.text import corpus_files, count_lines, read_lines
+
+DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "default"
+HELD_OUT_FRACTION = 0.1  # of the corpus lines, half validation, half test, when none is given
+
+
+@dataclass
+class DataSplit:
+    """Where the training, validation and test text comes from."""
+
+    train: list[Path]
+    valid: list[Path]
+    test: list[Path]
+    held_out: tuple[int, int, int] | None = None  # (train_end, valid_end, total) line numbers
+
+    def lines(self, part: str) -> tf.data.Dataset:
+        if self.held_out is None:
+            return read_lines(getattr(self, part))
+        train_end, valid_end, total = self.held_out
+        start, stop = {"train": (0, train_end), "valid": (train_end, valid_end)}.get(
+            part, (valid_end, total)
+        )
+        return read_lines(self.train, start, stop)
+
+    @classmethod
+    def from_description(cls, data: dict) -> DataSplit:
+        """The split that ``describe()`` wrote; an error if its files are gone."""
+        paths = {part: [Path(p) for p in data.get(part, [])] for part in ("train", "valid", "test")}
+        for path in (p for part in paths.values() for p in part):
+            if not path.is_file():
+                raise CorpusError(f"the held-out text of this model ({path}) is gone; pass --file")
+        held_out = data.get("held_out_lines")
+        return cls(**paths, held_out=tuple(held_out) if held_out else None)
+
+    def describe(self) -> dict:
+        return {
+            "train": [str(p.resolve()) for p in self.train],
+            "valid": [str(p.resolve()) for p in self.valid],
+            "test": [str(p.resolve()) for p in self.test],
+            "held_out_lines": self.held_out,
+        }
+
+
+def split_data(
+    corpus: Sequence[str | Path] | None,
+    valid: Sequence[str | Path] | None = None,
+    test: Sequence[str | Path] | None = None,
+) -> DataSplit:
+    """Checks every file and decides the split.
+
+    With no corpus, the embedded default corpus and its own validation and test files.
+    With a corpus but no validation file, the last 10 % of its lines are held out:
+    the first half of those for validation, the second for testing.
+    """
+    if not corpus:
+        if not DEFAULT_CORPUS.is_dir():
+            raise CorpusError(f"the default corpus is missing ({DEFAULT_CORPUS}); pass --corpus")
+        corpus = [DEFAULT_CORPUS / "train.txt"]
+        valid = valid or [DEFAULT_CORPUS / "valid.txt"]
+        test = test or [DEFAULT_CORPUS / "test.txt"]
+    train_files = corpus_files(corpus)
+    valid_files = corpus_files(valid) if valid else []
+    test_files = corpus_files(test) if test else valid_files
+    if valid_files:
+        return DataSplit(train_files, valid_files, test_files)
+    total = count_lines(train_files)
+    held = max(2, round(total * HELD_OUT_FRACTION))
+    if total - held < 1:
+        raise CorpusError(f"the corpus has {total} lines, too few to hold some out; pass --valid")
+    return DataSplit(
+        train_files, train_files, train_files, (total - held, total - held // 2, total)
+    )
