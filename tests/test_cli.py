@@ -105,7 +105,7 @@ def test_same_seed_same_model(runner, home):
         ("latin1.txt", ["--corpus", "latin1.txt"], "is not UTF-8 text (invalid byte at offset 3)"),
         (
             "short.txt",
-            ["-c", "short.txt", "--valid", "short.txt", "--seq-len", "50"],
+            ["-c", "short.txt", "--valid", "short.txt", "--seq-len", "50", "--sequences", "stream"],
             "shorter than one training",
         ),
     ],

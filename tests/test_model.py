@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from textpredict.errors import ModelError, TextpredictError
-from textpredict.metrics import Perplexity, evaluate_stream
+from textpredict.metrics import PerplexityLogger, evaluate_lines, evaluate_stream
 from textpredict.model import (
     ModelConfig,
     TiedEmbedding,
@@ -76,15 +76,26 @@ def test_keras_file_round_trip_in_safe_mode(tmp_path, tie):
     np.testing.assert_allclose(loaded(ids), network(ids), atol=1e-6)
 
 
-def test_perplexity_metric_is_exp_of_the_mean_cross_entropy():
-    logits = tf.random.stateless_normal([2, 5, VOCAB], seed=[1, 2])
-    labels = tf.constant([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
-    metric = Perplexity()
-    metric.update_state(labels, logits)
-    expected = np.exp(
-        tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-    )
-    np.testing.assert_allclose(float(metric.result()), expected, rtol=1e-5)
+def test_perplexity_logger_adds_exp_of_each_loss():
+    logs = {"loss": 2.0, "val_loss": 1.0, "other": 5.0}
+    PerplexityLogger().on_epoch_end(0, logs)
+    assert logs["perplexity"] == pytest.approx(np.exp(2.0))
+    assert logs["val_perplexity"] == pytest.approx(np.exp(1.0))
+    assert logs["other"] == 5.0
+
+
+def test_line_evaluation_ignores_padding_and_scores_every_row_alone():
+    network = build_language_model(small_config(), VOCAB, seed=4)
+    rows = np.array([[2, 3, 4, 5], [2, 6, 0, 0]], np.int32)
+    targets = np.array([[3, 4, 5, 7], [6, 8, 0, 0]], np.int32)
+    batches = tf.data.Dataset.from_tensors((rows, targets))
+    result = evaluate_lines(network, batches)
+    expected = [
+        tf.nn.sparse_softmax_cross_entropy_with_logits(t[t > 0], network(r[None, t > 0])[0])
+        for r, t in zip(rows, targets, strict=True)
+    ]
+    assert result.tokens == 6
+    np.testing.assert_allclose(result.cross_entropy, np.concatenate(expected).mean(), rtol=1e-5)
 
 
 def test_stream_evaluation_carries_state_across_windows_and_rows():
@@ -155,3 +166,15 @@ def test_loading_reports_missing_and_foreign_directories(tmp_path):
     (broken / "config.json").write_text(json.dumps({"model": {}}))
     with pytest.raises(ModelError, match="cannot load the model"):
         load_model(broken)
+
+
+def test_package_exposes_the_library_api_lazily():
+    import textpredict
+    import textpredict.export  # the submodule must not shadow a public name
+    from textpredict import layers, training
+
+    assert textpredict.LSTM is layers.LSTM
+    assert textpredict.train is training.train
+    assert callable(textpredict.export_model) and callable(textpredict.load)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        textpredict.nope  # noqa: B018

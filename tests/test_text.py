@@ -1,5 +1,7 @@
 """The tokenizer, the punctuation policy, corpus checks and the window pipeline."""
 
+import itertools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,6 +14,7 @@ from textpredict.text import (
     Tokenizer,
     corpus_files,
     id_array,
+    line_windows,
     read_lines,
     standardize,
     training_windows,
@@ -114,6 +117,34 @@ def test_windows_are_shifted_by_one_and_cover_the_stream():
     np.testing.assert_array_equal(targets.ravel(), np.arange(2, 22))
 
 
+def test_line_windows_read_each_line_after_eos_and_split_long_lines(tokenizer):
+    lines = tf.data.Dataset.from_tensor_slices(["the sky is blue . the sky", "blue sky"])
+    rows = [
+        (tokenizer.detokenize(x[x > 0]), tokenizer.detokenize(y[y > 0]))
+        for xs, ys in line_windows(tokenizer, lines, seq_len=4, batch_size=8)
+        for x, y in zip(xs.numpy(), ys.numpy(), strict=True)
+    ]
+    # "<eos> the sky is blue <eos> the sky <eos>": 8 targets, cut into rows of 4.
+    assert sorted(rows) == sorted(
+        [
+            ("<eos> the sky is", "the sky is blue"),
+            ("blue <eos> the sky", "<eos> the sky <eos>"),
+            ("<eos> blue sky", "blue sky <eos>"),
+        ]
+    )
+
+
+def test_line_windows_pad_with_zero_and_group_similar_lengths(tokenizer):
+    texts = ["sky"] * 5 + ["the sky is blue the sky is blue"] * 5
+    lines = tf.data.Dataset.from_tensor_slices(texts)
+    batches = list(line_windows(tokenizer, lines, seq_len=16, batch_size=4, shuffle_seed=0))
+    widths = sorted(x.shape[1] for x, _ in batches)
+    assert widths == [2, 2, 9, 9]  # no batch mixes one-word lines with long ones
+    for x, y in batches:
+        assert x.dtype == tf.int32 and x.shape == y.shape
+        np.testing.assert_array_equal(x.numpy() == PAD_ID, y.numpy() == PAD_ID)
+
+
 def test_shuffled_windows_are_repeatable_with_a_seed():
     ids = tf.data.Dataset.range(1, 200)
 
@@ -122,7 +153,7 @@ def test_shuffled_windows_are_repeatable_with_a_seed():
 
     assert order(3) == order(3)
     assert order(3) != order(4)
-    assert sorted(sum(order(3), [])) == list(range(1, 197, 4))
+    assert sorted(itertools.chain(*order(3))) == list(range(1, 197, 4))
 
 
 def test_corpus_files_expands_folders_and_skips_hidden_files(tmp_path):

@@ -1,5 +1,13 @@
 """textpredict: next-word prediction with a hand-written Keras LSTM.
 
+The library behind the command line, for notebooks and programs::
+
+    import textpredict
+
+    model = textpredict.train(["my_text/"], model="mine")   # or textpredict.load("mine")
+    textpredict.Predictor(model).rank("the clouds are in the", k=3)
+    textpredict.export_model(model)                           # TF Serving SavedModel
+
 The public names are loaded lazily so that `textpredict --help` does not pay for
 importing TensorFlow.
 """
@@ -9,13 +17,21 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "LSTM": "textpredict.layers",
+    "LSTM": ("textpredict.layers", "LSTM"),
+    "ModelConfig": ("textpredict.model", "ModelConfig"),
+    "TrainingConfig": ("textpredict.training", "TrainingConfig"),
+    "train": ("textpredict.training", "train"),
+    "load": ("textpredict.model", "load_model"),
+    "evaluate": ("textpredict.evaluation", "evaluate"),
+    "Predictor": ("textpredict.predictor", "Predictor"),
+    "export_model": ("textpredict.export", "export_model"),
 }
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
+        module, attribute = _EXPORTS[name]
+        return getattr(import_module(module), attribute)
     raise AttributeError(f"module 'textpredict' has no attribute {name!r}")
 
 

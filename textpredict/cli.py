@@ -175,6 +175,13 @@ def main():
     default=None,
     help="Tokens per window (backpropagation through time).",
 )
+@click.option(
+    "--sequences",
+    type=click.Choice(["lines", "stream"]),
+    default=None,
+    help="lines: each corpus line read from a fresh state (default); "
+    "stream: the corpus as one text, cut into windows.",
+)
 @click.option("--units", type=click.IntRange(min=1), default=None, help="Recurrent state width.")
 @click.option("--layers", type=click.IntRange(min=1), default=None, help="Recurrent layers.")
 @click.option(
@@ -221,6 +228,7 @@ def train(
     epochs,
     batch_size,
     seq_len,
+    sequences,
     units,
     layers,
     embedding_dim,

@@ -1,4 +1,4 @@
-"""Evaluating a saved model on held-out text: perplexity and top-k accuracy."""
+"""Evaluating a model on held-out text: perplexity and top-k accuracy."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from textpredict.data import DataSplit
 from textpredict.errors import CorpusError
-from textpredict.metrics import Evaluation, evaluate_stream
+from textpredict.metrics import Evaluation, evaluate_lines, evaluate_stream
 from textpredict.model import ModelConfig, SavedModel, build_language_model
-from textpredict.text import Tokenizer, corpus_files, id_array, read_lines
+from textpredict.text import Tokenizer, corpus_files, id_array, line_windows, read_lines
+
+EVALUATION_BATCH = 16
 
 
 def stateful_copy(
-    network: keras.Model, config: ModelConfig, tokenizer: Tokenizer, batch_size: int = 16
+    network: keras.Model, config: ModelConfig, tokenizer: Tokenizer, batch_size: int
 ) -> keras.Model:
     """The same network with its state carried from call to call, for long streams."""
     copy = build_language_model(
@@ -25,23 +28,51 @@ def stateful_copy(
     return copy
 
 
+def evaluate_text(
+    network: keras.Model,
+    config: ModelConfig,
+    tokenizer: Tokenizer,
+    lines: tf.data.Dataset,
+    sequences: str,
+    seq_len: int,
+) -> Evaluation:
+    """Scores text the way the model was trained to read it.
+
+    ``sequences="lines"``: each line from a fresh state after ``<eos>``, every token a
+    target; ``"stream"``: the text as one stream, state carried across windows.
+    """
+    if sequences == "lines":
+        batches = line_windows(tokenizer, lines, seq_len, EVALUATION_BATCH)
+        if batches.cardinality() == 0:
+            raise CorpusError("the evaluation text has no words")
+        return evaluate_lines(network, batches)
+    ids = id_array(tokenizer, lines)
+    if len(ids) < 2:
+        raise CorpusError("the evaluation text has fewer than two tokens")
+    rows = min(EVALUATION_BATCH, len(ids) - 1)
+    return evaluate_stream(stateful_copy(network, config, tokenizer, rows), ids, seq_len)
+
+
 def evaluate(model: SavedModel, files: Sequence[str | Path] | None = None) -> dict[str, Evaluation]:
     """Scores a model on given files, or on its own validation and test text.
 
     Returns:
         ``{"file": ...}`` for given files, else ``{"valid": ..., "test": ...}``.
     """
-    seq_len = model.info.get("training", {}).get("seq_len", 64)
+    training = model.info.get("training", {})
     if files:
         parts = {"file": read_lines(corpus_files(files))}
     else:
         split = DataSplit.from_description(model.info.get("data") or {})
         parts = {"valid": split.lines("valid"), "test": split.lines("test")}
-    results = {}
-    for name, lines in parts.items():
-        ids = id_array(model.tokenizer, lines)
-        if len(ids) < 2:
-            raise CorpusError(f"the {name} text has fewer than two tokens")
-        network = stateful_copy(model.network, model.config, model.tokenizer)
-        results[name] = evaluate_stream(network, ids, seq_len)
-    return results
+    return {
+        name: evaluate_text(
+            model.network,
+            model.config,
+            model.tokenizer,
+            lines,
+            training.get("sequences", "stream"),
+            training.get("seq_len", 64),
+        )
+        for name, lines in parts.items()
+    }

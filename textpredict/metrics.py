@@ -1,8 +1,10 @@
 """Perplexity and top-k accuracy, with the definitions papers use.
 
 Perplexity is ``exp(mean cross-entropy per target token)`` over a whole held-out
-stream, ``<eos>`` counted as a token, the recurrent state carried from each window
-to the next (Mikolov 2012; Zaremba et al. 2014), so numbers compare with papers.
+text, ``<eos>`` counted as a token (Mikolov 2012; Zaremba et al. 2014). A model trained
+on a continuous stream is scored on the stream, its state carried from each window to
+the next, as in the papers; a model trained line by line is scored line by line, each
+line read from a fresh state after ``<eos>``, as ``complete`` reads a prompt.
 
 Top-k accuracy (a keyboard's "recall"): the share of target tokens among the k words
 the model ranks highest *of those it may offer* — padding and ``[UNK]`` are never
@@ -23,21 +25,20 @@ from textpredict.text import PAD_ID, SPECIAL_IDS
 TOP_K = (1, 3, 5)
 
 
-@keras.saving.register_keras_serializable(package="textpredict")
-class Perplexity(keras.metrics.Mean):
-    """``exp`` of the mean cross-entropy per target token, for ``model.fit`` logs."""
+class PerplexityLogger(keras.callbacks.Callback):
+    """Adds ``perplexity = exp(loss)`` (and its validation twin) to each epoch's logs.
 
-    def __init__(self, name="perplexity", **kwargs):
-        super().__init__(name=name, **kwargs)
+    Keras's masked loss is the mean cross-entropy per real target token of each batch,
+    so its exponential is the epoch's perplexity, shown by the progress bar and kept in
+    the history and TensorBoard. Put it before the callbacks that read the logs.
+    """
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        cross_entropy = keras.losses.sparse_categorical_crossentropy(
-            y_true, y_pred, from_logits=True
-        )
-        super().update_state(cross_entropy, sample_weight=sample_weight)
-
-    def result(self):
-        return keras.ops.exp(super().result())
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for loss in ("loss", "val_loss"):
+            if loss in logs:
+                logs[loss.replace("loss", "perplexity")] = math.exp(min(logs[loss], 700.0))
 
 
 @dataclass
@@ -59,6 +60,58 @@ class Evaluation:
             "perplexity": self.perplexity,
             **{f"top{k}_accuracy": v for k, v in self.top_k_accuracy.items()},
         }
+
+
+def score_batch(logits, labels, ks=TOP_K):
+    """Summed cross-entropy and top-k hits of one batch; padding targets left out.
+
+    Top-k ranks only the words a user may be offered (see the module docstring).
+    """
+    logits = tf.cast(logits, tf.float32)  # (batch, time, vocab)
+    vocabulary = tf.shape(logits)[-1]
+    weight = tf.reshape(tf.cast(tf.not_equal(labels, PAD_ID), tf.float32), [-1])
+    labels = tf.reshape(labels, [-1])
+    logits = tf.reshape(logits, [-1, vocabulary])
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    banned = tf.reduce_sum(tf.one_hot(SPECIAL_IDS, vocabulary), axis=0)
+    offerable = logits - 1e9 * banned
+    hits = [
+        tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, offerable, k), tf.float32) * weight)
+        for k in ks
+    ]
+    return tf.reduce_sum(nll * weight), tf.stack(hits), tf.reduce_sum(weight)
+
+
+class _Totals:
+    """Running sums of ``score_batch`` results."""
+
+    def __init__(self, ks):
+        self.ks, self.nll, self.hits, self.tokens = ks, 0.0, np.zeros(len(ks)), 0
+
+    def add(self, nll, hits, tokens):
+        self.nll += float(nll)
+        self.hits += hits.numpy()
+        self.tokens += int(tokens)
+
+    def result(self) -> Evaluation:
+        if self.tokens < 1:
+            raise ValueError("the evaluation text has no tokens to predict")
+        return Evaluation(
+            tokens=self.tokens,
+            cross_entropy=self.nll / self.tokens,
+            top_k_accuracy={k: h / self.tokens for k, h in zip(self.ks, self.hits, strict=True)},
+        )
+
+
+def evaluate_lines(network: keras.Model, batches: tf.data.Dataset, ks=TOP_K) -> Evaluation:
+    """Scores every target of ``(inputs, targets)`` batches, each row from a fresh state."""
+    score = tf.function(
+        lambda x, y: score_batch(network(x, training=False), y, ks), reduce_retracing=True
+    )
+    totals = _Totals(ks)
+    for inputs, targets in batches:
+        totals.add(*score(inputs, targets))
+    return totals.result()
 
 
 def evaluate_stream(
@@ -87,30 +140,11 @@ def evaluate_stream(
     inputs[:targets], labels[:targets] = ids[:-1], ids[1:]
     inputs, labels = inputs.reshape(batch, row), labels.reshape(batch, row)
 
-    @tf.function(reduce_retracing=True)
-    def score(x, y):
-        logits = tf.cast(stateful_network(x, training=False), tf.float32)  # (batch, time, vocab)
-        weight = tf.cast(tf.not_equal(y, PAD_ID), tf.float32)
-        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-        # Rank only the words a user may be offered (see module docstring).
-        banned = tf.reduce_sum(tf.one_hot(SPECIAL_IDS, tf.shape(logits)[-1]), axis=0)
-        offerable = tf.reshape(logits - 1e9 * banned, [-1, tf.shape(logits)[-1]])
-        hits = [
-            tf.reduce_sum(
-                tf.cast(tf.math.in_top_k(tf.reshape(y, [-1]), offerable, k), tf.float32)
-                * tf.reshape(weight, [-1])
-            )
-            for k in ks
-        ]
-        return tf.reduce_sum(nll * weight), tf.stack(hits)
-
-    total_nll, total_hits = 0.0, np.zeros(len(ks))
-    for start in range(0, row, seq_len):
-        nll, hits = score(inputs[:, start : start + seq_len], labels[:, start : start + seq_len])
-        total_nll += float(nll)
-        total_hits += hits.numpy()
-    return Evaluation(
-        tokens=targets,
-        cross_entropy=total_nll / targets,
-        top_k_accuracy={k: float(h) / targets for k, h in zip(ks, total_hits, strict=True)},
+    score = tf.function(
+        lambda x, y: score_batch(stateful_network(x, training=False), y, ks),
+        reduce_retracing=True,
     )
+    totals = _Totals(ks)
+    for start in range(0, row, seq_len):
+        totals.add(*score(inputs[:, start : start + seq_len], labels[:, start : start + seq_len]))
+    return totals.result()

@@ -232,6 +232,54 @@ def id_array(tokenizer: Tokenizer, lines: tf.data.Dataset) -> np.ndarray:
     return np.concatenate(chunks).astype(np.int32) if chunks else np.zeros(0, np.int32)
 
 
+def line_windows(
+    tokenizer: Tokenizer,
+    lines: tf.data.Dataset,
+    seq_len: int,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    shuffle_buffer: int = 10_000,
+) -> tf.data.Dataset:
+    """Batches of ``(inputs, targets)``, one corpus line per row, from a fresh state.
+
+    A line ``w1 … wn`` becomes ``inputs = <eos> w1 … wn`` and ``targets = w1 … wn
+    <eos>``: the model reads every line as ``complete`` reads a prompt, starting after a
+    sentence end, and every word of the line (the first included) is a target. Lines
+    longer than ``seq_len`` are cut into rows of ``seq_len``. Rows are batched with rows
+    of similar length (``bucket_by_sequence_length``) and right-padded with id 0, which
+    the loss and the metrics ignore.
+
+    Why not one continuous stream: an LSTM fed a stream must learn to overwrite the
+    previous line's memories before it can learn to keep the current line's (Gers et
+    al. 2000), which on a small budget it does not; stories that are one line each
+    lose nothing by starting fresh. ``training_windows`` gives the stream.
+    """
+    eos = tf.constant([tokenizer.eos_id], tf.int64)
+
+    def rows(line_ids):
+        ids = tf.concat([eos, line_ids], axis=0)  # <eos> w1 … wn <eos>
+        pairs = tf.stack([ids[:-1], ids[1:]], axis=1)  # (n + 1, 2): input, target
+        return tf.data.Dataset.from_tensor_slices(pairs).batch(seq_len)
+
+    layer = tokenizer.layer
+    ids = lines.map(end_sentence).batch(1024).map(layer, num_parallel_calls=tf.data.AUTOTUNE)
+    pairs = ids.unbatch().flat_map(rows).map(lambda p: tf.cast(p, tf.int32))
+    pairs = pairs.cache()
+    count = int(pairs.reduce(0, lambda n, _: n + 1))
+    pairs = pairs.apply(tf.data.experimental.assert_cardinality(count))
+    if shuffle_seed is not None:
+        pairs = pairs.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    # Four bucket widths: few distinct shapes, so few traces of the training step.
+    boundaries = sorted({max(1, seq_len * k // 4) + 1 for k in (1, 2, 3)} | {seq_len + 1})
+    batches = pairs.bucket_by_sequence_length(
+        lambda p: tf.shape(p)[0],
+        bucket_boundaries=boundaries[:-1],
+        bucket_batch_sizes=[batch_size] * len(boundaries),
+        pad_to_bucket_boundary=False,
+    )
+    return batches.map(lambda p: (p[:, :, 0], p[:, :, 1])).prefetch(tf.data.AUTOTUNE)
+
+
 def training_windows(
     ids: tf.data.Dataset,
     seq_len: int,

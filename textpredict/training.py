@@ -20,13 +20,14 @@ import tensorflow as tf
 from textpredict import __version__
 from textpredict.data import split_data
 from textpredict.errors import CorpusError, TextpredictError
-from textpredict.evaluation import stateful_copy
-from textpredict.metrics import Perplexity, evaluate_stream
+from textpredict.evaluation import evaluate_text
+from textpredict.metrics import PerplexityLogger
 from textpredict.model import (
     DEFAULT_MODEL,
     ModelConfig,
     SavedModel,
     build_language_model,
+    check_choice,
     check_fraction,
     check_positive_int,
     load_model,
@@ -34,23 +35,28 @@ from textpredict.model import (
     staging_directory,
     write_json,
 )
-from textpredict.text import Tokenizer, id_array, token_ids, training_windows
+from textpredict.text import PAD_ID, Tokenizer, line_windows, token_ids, training_windows
+
+SEQUENCES = ("lines", "stream")
 
 
 @dataclass
 class TrainingConfig:
     """How a model is trained (stored in its config.json beside the ModelConfig)."""
 
-    epochs: int = 10  # passes over the training windows
-    batch_size: int = 64  # windows per update
-    seq_len: int = 48  # tokens per window: the span of backpropagation through time
-    learning_rate: float = 3e-3  # Adam step size
+    epochs: int = 10  # passes over the training text
+    batch_size: int = 32  # sequences per update
+    seq_len: int = 64  # tokens per sequence at most: the span of backpropagation through time
+    sequences: str = "lines"  # "lines": each line from a fresh state; "stream": one text
+    learning_rate: float = 2e-3  # Adam step size
+
     clipnorm: float = 1.0  # global gradient norm clip (Pascanu et al. 2013)
     seed: int = 0  # seeds initialisation, dropout and shuffling: same seed, same model
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "seq_len"):
             check_positive_int(name, getattr(self, name))
+        check_choice("sequences", self.sequences, SEQUENCES)
         if not self.learning_rate > 0 or not self.clipnorm > 0:
             raise TextpredictError("learning_rate and clipnorm must be positive")
 
@@ -92,41 +98,32 @@ def train(
 
     data = split_data(corpus, valid, test)
     tokenizer = Tokenizer.adapt(data.lines("train"), model_config.vocabulary_size)
-    train_tokens = token_ids(tokenizer, data.lines("train"))
-    valid_ids = id_array(tokenizer, data.lines("valid"))
-    test_ids = (
-        valid_ids
-        if data.test == data.valid and data.held_out is None
-        else id_array(tokenizer, data.lines("test"))
-    )
-    train_windows = training_windows(train_tokens, config.seq_len, config.batch_size, config.seed)
-    if train_windows.cardinality() == 0:
+    train_batches = batches(tokenizer, data.lines("train"), config, shuffle=True)
+    if train_batches.cardinality() == 0:
         raise CorpusError(
             f"the corpus is shorter than one training window ({config.seq_len + 1} tokens); "
             "pass a larger corpus or a smaller --seq-len"
         )
-    if len(valid_ids) < 2:
-        raise CorpusError("the validation text has fewer than two tokens")
-    # Validation windows are never longer than the text, so a short text still counts.
-    valid_len = min(config.seq_len, len(valid_ids) - 1)
-    valid_windows = training_windows(
-        tf.data.Dataset.from_tensor_slices(valid_ids), valid_len, config.batch_size
-    )
+    valid_batches = batches(tokenizer, data.lines("valid"), config, shuffle=False)
+    if valid_batches.cardinality() == 0:
+        raise CorpusError(
+            f"the validation text is shorter than one window ({config.seq_len + 1} tokens)"
+        )
     network = build_language_model(model_config, tokenizer.vocabulary_size, seed=config.seed)
     network.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[Perplexity()],
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
     )
     started = time.perf_counter()
     with staging_directory(target, overwrite) as staging:
         history = network.fit(
-            train_windows,
-            validation_data=valid_windows,
+            train_batches,
+            validation_data=valid_batches,
             epochs=config.epochs,
-            shuffle=False,  # the windows are shuffled by tf.data, with the seed
+            shuffle=False,  # tf.data shuffles, with the seed
             verbose=verbose,
             callbacks=[
+                PerplexityLogger(),
                 keras.callbacks.ModelCheckpoint(
                     staging / "model.keras", monitor="val_loss", save_best_only=True
                 ),
@@ -142,10 +139,10 @@ def train(
             )
         best = keras.saving.load_model(staging / "model.keras", compile=False)
         evaluation = {
-            name: evaluate_stream(
-                stateful_copy(best, model_config, tokenizer), ids, config.seq_len
+            part: evaluate_text(
+                best, model_config, tokenizer, data.lines(part), config.sequences, config.seq_len
             ).as_dict()
-            for name, ids in (("valid", valid_ids), ("test", test_ids))
+            for part in ("valid", "test")
         }
         tokenizer.save(staging / "vocabulary.txt")
         write_json(
@@ -168,3 +165,14 @@ def train(
             },
         )
     return load_model(target)
+
+
+def batches(
+    tokenizer: Tokenizer, lines: tf.data.Dataset, config: TrainingConfig, shuffle: bool
+) -> tf.data.Dataset:
+    """The ``(inputs, targets)`` batches of a text, cut as ``config.sequences`` says."""
+    seed = config.seed if shuffle else None
+    if config.sequences == "lines":
+        return line_windows(tokenizer, lines, config.seq_len, config.batch_size, seed)
+    ids = token_ids(tokenizer, lines)
+    return training_windows(ids, config.seq_len, config.batch_size, seed)
