@@ -41,8 +41,8 @@ class ModelConfig:
 
     cell: str = "lstm"  # recurrent layer kind, a key of CELLS
     vocabulary_size: int = 10_000  # upper bound on tokens, padding and [UNK] included
-    embedding_dim: int = 128  # width of the word vectors
-    units: int = 256  # width of each recurrent layer's state
+    embedding_dim: int = 64  # width of the word vectors
+    units: int = 128  # width of each recurrent layer's state
     num_layers: int = 1  # recurrent layers stacked
     dropout: float = 0.1  # on embeddings and between layers (Zaremba et al. 2014)
     recurrent_dropout: float = 0.0  # variational dropout on h_{t-1} (Gal & Ghahramani 2016)
