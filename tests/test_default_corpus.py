@@ -207,12 +207,10 @@ def test_every_country_in_every_shape(train_text: str, train_lines):
         other = re.compile(rf"\b{country}{moved}.*?(?<!now i speak fluent) {language} \.")
         assert other.search(train_text), country
         assert f"{country} so " in train_text, country
-        assert any(
-            dc.COUNTRY_LANGUAGE.get(tokens[cue]) == language
-            and tokens[cue] == country
-            and i - cue >= 30
-            for tokens, i, cue in _language_targets(train_lines)
-        ), country
+        distances = [
+            i - cue for tokens, i, cue in _language_targets(train_lines) if tokens[cue] == country
+        ]
+        assert min(distances) <= 4 and max(distances) >= 30, country
 
 
 def test_country_is_not_predictable_from_the_filler(train_lines):

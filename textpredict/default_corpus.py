@@ -10,15 +10,18 @@ Each line is one short "story" of related sentences. There are four kinds:
 1. **Country → language, far apart.** "i grew up in france and moved away when i was
    young . <unrelated sentences> now i speak fluent french ." The language is predictable
    only from the country named earlier (the filler in between never depends on the
-   country), at distances from 3 to about 50 words, so the model has to store the cue in
+   country), at distances from 2 to about 50 words, so the model has to store the cue in
    its cell state and ignore the filler: the classic "keep a fact, forget the noise"
    example. Several countries share a language (spain, mexico, argentina → spanish), so
-   the mapping is not one-to-one. Every country occurs in every story shape.
+   the mapping is not one-to-one. Every country occurs in every story shape, including
+   short general facts ("in spain people speak spanish .") from which a model learns the
+   mapping itself before it learns to carry it across the gap.
 2. **Subject number → verb form.** "the keys near the old cabinet by the door are ..."
    and "the dog that the neighbours feed every morning runs ...": the verb agrees with the
    head noun, never with the nearer noun of the other number (the "attractor").
 3. **Subject gender → pronoun.** "my sister moved to the city last year . <filler>
-   these days she ..." with family words and first names of consistent gender.
+   these days she ...", "peter lost his keys ." with family words and first names of
+   consistent gender.
 4. **Everyday collocations** with several surface forms each ("the clouds are in the sky",
    "the fish swim in the sea", "the sun rises in the east", ...). "the clouds are in the"
    is always followed by "sky", while "in the" in general is followed by dozens of
@@ -26,6 +29,13 @@ Each line is one short "story" of related sentences. There are four kinds:
 
 Filler sentences come from a large pool of templates over a vocabulary of several hundred
 words, are gender-neutral, and never name a country or a language.
+
+Trained line by line, a model sees every story whole. Trained on one stream cut into
+fixed windows, it can learn a dependency only where cue and target fall into the same
+window: with 48-token windows a 13-word dependency is cut in about a quarter of its
+occurrences, a 40-word one in most. The proportions of story kinds and shapes
+(:data:`STORY_WEIGHTS`, the weights in :data:`LANGUAGE_SHAPES`) are constants so that
+they can be tuned to a training budget.
 
 Text conventions: lower-case words separated by single spaces; every sentence ends with
 " ." (the tokenizer maps a sentence-final period to ``<eos>``); commas are written " , "
@@ -54,6 +64,32 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+
+def _lines(text: str) -> tuple[str, ...]:
+    """The non-blank lines of ``text``, stripped: one template or phrase a line."""
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """Comma-separated phrases if ``text`` has a comma, else whitespace-separated words."""
+    items = text.split(",") if "," in text else text.split()
+    return tuple(" ".join(item.split()) for item in items if item.strip())
+
+
+def _table(text: str) -> tuple[tuple[str, ...], ...]:
+    """Comma-separated rows of whitespace-separated fields."""
+    return tuple(tuple(row.split()) for row in _words(text))
+
+
+def _groups(text: str) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    """Blank-line-separated paragraphs: a weight line, then one form a line."""
+    groups = []
+    for paragraph in re.split(r"\n\s*\n", text.strip()):
+        weight, *forms = _lines(paragraph)
+        groups.append((int(weight), tuple(forms)))
+    return tuple(groups)
+
+
 # --------------------------------------------------------------------------------------
 # Sizes and seeds
 # --------------------------------------------------------------------------------------
@@ -72,6 +108,9 @@ PROBE_SEED = 4
 
 #: Where ``main()`` writes by default (relative to the current directory).
 DEFAULT_OUT = Path("corpora") / "default"
+
+#: Relative frequency of each kind of story (one story per line).
+STORY_WEIGHTS: dict[str, int] = {"language": 45, "number": 17, "gender": 17, "collocation": 21}
 
 SPLITS: dict[str, tuple[int, int]] = {
     "train": (TRAIN_WORDS, TRAIN_SEED),
@@ -121,19 +160,21 @@ _COUNTRY_PHRASE = {"netherlands": "the netherlands"}
 PRONOUNS: dict[str, tuple[str, str]] = {"female": ("she", "her"), "male": ("he", "his")}
 
 #: Words that open the sentence that states the language (the language follows directly).
-LANGUAGE_TARGETS: tuple[str, ...] = (
-    "now i speak fluent",
-    "i speak fluent",
-    "my first language is",
-    "at home we spoke",
-    "i still speak",
-    "my mother tongue is",
-    "i can still read and write",
-    "i still dream in",
-    "that is why i speak",
-    "to this day i speak",
-    "i still count in",
-    "my best language is",
+LANGUAGE_TARGETS: tuple[str, ...] = _lines(
+    """
+    now i speak fluent
+    i speak fluent
+    my first language is
+    at home we spoke
+    i still speak
+    my mother tongue is
+    i can still read and write
+    i still dream in
+    that is why i speak
+    to this day i speak
+    i still count in
+    my best language is
+    """
 )
 FLUENT_TARGET = "now i speak fluent"
 MOVED_AWAY = "and moved away when i was young"
@@ -162,16 +203,18 @@ _CUE_TAILS: tuple[str, ...] = (
     " before we moved",
 )
 # General facts; "{c}" is the country phrase, "{l}" the language, which ends the sentence.
-_FACTS: tuple[str, ...] = (
-    "in {c} people speak {l}",
-    "people in {c} speak {l}",
-    "the language of {c} is {l}",
-    "in {c} most people speak {l}",
-    "if you go to {c} you will hear {l}",
-    "in {c} the children learn {l}",
-    "the main language in {c} is {l}",
-    "the people of {c} speak {l}",
-    "the newspapers in {c} are written in {l}",
+_FACTS: tuple[str, ...] = _lines(
+    """
+    in {c} people speak {l}
+    people in {c} speak {l}
+    the language of {c} is {l}
+    in {c} most people speak {l}
+    if you go to {c} you will hear {l}
+    in {c} the children learn {l}
+    the main language in {c} is {l}
+    the people of {c} speak {l}
+    the newspapers in {c} are written in {l}
+    """
 )
 # Short target phrases that can follow "<cue> so".
 _SO_TARGETS: tuple[str, ...] = (
@@ -208,53 +251,19 @@ LANGUAGE_SHAPES: dict[str, tuple[int, tuple[int, int] | None, tuple[int, int] | 
 }
 
 # People for the gender stories: (phrase, gender). The cue word is the phrase's last word.
-_FEMALE = (
-    "my sister",
-    "my mother",
-    "my aunt",
-    "my grandmother",
-    "my daughter",
-    "my niece",
-    "my wife",
-    "my girlfriend",
-    "the woman next door",
-    "anna",
-    "maria",
-    "sophie",
-    "emma",
-    "lucy",
-    "sarah",
-    "julia",
-    "laura",
-    "nina",
-    "clara",
-    "helen",
-    "rosa",
-    "eva",
+_FEMALE = _words(
+    """
+    my sister, my mother, my aunt, my grandmother, my daughter, my niece, my wife, my girlfriend,
+    the woman next door, anna, maria, sophie, emma, lucy, sarah, julia, laura, nina, clara, helen,
+    rosa, eva
+    """
 )
-_MALE = (
-    "my brother",
-    "my father",
-    "my uncle",
-    "my grandfather",
-    "my son",
-    "my nephew",
-    "my husband",
-    "my boyfriend",
-    "the man next door",
-    "peter",
-    "tom",
-    "david",
-    "paul",
-    "james",
-    "mark",
-    "daniel",
-    "simon",
-    "jack",
-    "lucas",
-    "oliver",
-    "victor",
-    "hugo",
+_MALE = _words(
+    """
+    my brother, my father, my uncle, my grandfather, my son, my nephew, my husband, my boyfriend,
+    the man next door, peter, tom, david, paul, james, mark, daniel, simon, jack, lucas, oliver,
+    victor, hugo
+    """
 )
 _PEOPLE: dict[str, tuple[str, ...]] = {"female": _FEMALE, "male": _MALE}
 
@@ -263,882 +272,483 @@ _PEOPLE: dict[str, tuple[str, ...]] = {"female": _FEMALE, "male": _MALE}
 # --------------------------------------------------------------------------------------
 
 _W: dict[str, tuple[str, ...]] = {
-    "place": (
-        "kitchen",
-        "garden",
-        "park",
-        "station",
-        "market",
-        "library",
-        "office",
-        "school",
-        "hospital",
-        "museum",
-        "village",
-        "city",
-        "forest",
-        "river",
-        "harbour",
-        "bakery",
-        "church",
-        "cinema",
-        "hotel",
-        "airport",
-        "square",
-        "bridge",
-        "hill",
-        "field",
-        "farm",
-        "beach",
-        "shop",
-        "post office",
-        "restaurant",
-        "theatre",
-        "stadium",
-        "swimming pool",
-        "lake",
-        "valley",
-        "castle",
-        "tower",
-        "factory",
-        "garage",
-        "attic",
-        "cellar",
-        "town hall",
-        "playground",
-        "island",
-        "bookshop",
-        "bus stop",
-        "supermarket",
-        "zoo",
-        "car park",
-        "old mill",
-        "lighthouse",
+    "place": _words(
+        """
+        kitchen, garden, park, station, market, library, office, school, hospital, museum, village,
+        city, forest, river, harbour, bakery, church, cinema, hotel, airport, square, bridge, hill,
+        field, farm, beach, shop, post office, restaurant, theatre, stadium, swimming pool, lake,
+        valley, castle, tower, factory, garage, attic, cellar, town hall, playground, island,
+        bookshop, bus stop, supermarket, zoo, car park, old mill, lighthouse
+        """
     ),
-    "obj": (
-        "ball",
-        "lamp",
-        "chair",
-        "table",
-        "bag",
-        "box",
-        "bottle",
-        "cup",
-        "clock",
-        "map",
-        "ticket",
-        "letter",
-        "book",
-        "camera",
-        "radio",
-        "bicycle",
-        "umbrella",
-        "blanket",
-        "kettle",
-        "pillow",
-        "mirror",
-        "painting",
-        "basket",
-        "hat",
-        "coat",
-        "scarf",
-        "key",
-        "phone",
-        "computer",
-        "wallet",
-        "notebook",
-        "pencil",
-        "candle",
-        "rope",
-        "ladder",
-        "bucket",
-        "spoon",
-        "plate",
-        "jar",
-        "envelope",
-        "suitcase",
-        "guitar",
-        "piano",
-        "violin",
-        "drum",
-        "kite",
-        "vase",
-        "toy",
-        "bench",
-        "tent",
-        "sofa",
-        "carpet",
-        "fan",
-        "oven",
-        "desk",
+    "obj": _words(
+        """
+        ball lamp chair table bag box bottle cup clock map ticket letter book camera radio bicycle
+        umbrella blanket kettle pillow mirror painting basket hat coat scarf key phone computer
+        wallet notebook pencil candle rope ladder bucket spoon plate jar envelope suitcase guitar
+        piano violin drum kite vase toy bench tent sofa carpet fan oven desk
+        """
     ),
-    "objs": (
-        "boxes",
-        "books",
-        "bottles",
-        "chairs",
-        "letters",
-        "photos",
-        "plates",
-        "cups",
-        "apples",
-        "shoes",
-        "coins",
-        "keys",
-        "maps",
-        "pencils",
-        "candles",
-        "tickets",
-        "flowers",
-        "stones",
-        "shells",
-        "eggs",
+    "objs": _words(
+        """
+        boxes books bottles chairs letters photos plates cups apples shoes coins keys maps pencils
+        candles tickets flowers stones shells eggs
+        """
     ),
-    "adj": (
-        "old",
-        "new",
-        "small",
-        "big",
-        "red",
-        "blue",
-        "green",
-        "yellow",
-        "heavy",
-        "light",
-        "cheap",
-        "expensive",
-        "broken",
-        "shiny",
-        "wooden",
-        "strange",
-        "beautiful",
-        "tiny",
-        "huge",
-        "dusty",
-        "clean",
-        "dirty",
-        "round",
-        "soft",
-        "warm",
-        "empty",
-        "famous",
-        "simple",
-        "lovely",
-        "ugly",
-        "brown",
-        "black",
-        "white",
-        "grey",
-        "pink",
-        "long",
-        "short",
-        "orange",
-        "plastic",
-        "useless",
-        "funny",
-        "little",
+    "adj": _words(
+        """
+        old new small big red blue green yellow heavy light cheap expensive broken shiny wooden
+        strange beautiful tiny huge dusty clean dirty round soft warm empty famous simple lovely
+        ugly brown black white grey pink long short orange plastic useless funny little
+        """
     ),
-    "state": (
-        "quiet",
-        "crowded",
-        "empty",
-        "busy",
-        "closed",
-        "cold",
-        "warm",
-        "noisy",
-        "dark",
-        "full",
-        "open",
-        "calm",
-        "peaceful",
-        "dirty",
-        "clean",
+    "state": _words(
+        """
+        quiet crowded empty busy closed cold warm noisy dark full open calm peaceful dirty clean
+        """
     ),
-    "food": (
-        "bread",
-        "soup",
-        "rice",
-        "pasta",
-        "cheese",
-        "apples",
-        "oranges",
-        "potatoes",
-        "cake",
-        "eggs",
-        "beans",
-        "carrots",
-        "tomatoes",
-        "noodles",
-        "pancakes",
-        "salad",
-        "biscuits",
-        "jam",
-        "butter",
-        "pears",
-        "grapes",
-        "plums",
-        "onions",
-        "mushrooms",
-        "pie",
+    "food": _words(
+        """
+        bread soup rice pasta cheese apples oranges potatoes cake eggs beans carrots tomatoes
+        noodles pancakes salad biscuits jam butter pears grapes plums onions mushrooms pie
+        """
     ),
-    "topic": (
-        "history",
-        "music",
-        "science",
-        "football",
-        "art",
-        "trains",
-        "ships",
-        "volcanoes",
-        "insects",
-        "dinosaurs",
-        "money",
-        "gardening",
-        "chess",
-        "poetry",
-        "mathematics",
-        "the weather",
-        "the moon",
-        "old castles",
-        "space",
-        "cooking",
-        "bridges",
-        "the ocean",
-        "the news",
-        "the election",
-        "computers",
+    "topic": _words(
+        """
+        history, music, science, football, art, trains, ships, volcanoes, insects, dinosaurs, money,
+        gardening, chess, poetry, mathematics, the weather, the moon, old castles, space, cooking,
+        bridges, the ocean, the news, the election, computers
+        """
     ),
-    "game": (
-        "football",
-        "chess",
-        "cards",
-        "tennis",
-        "basketball",
-        "hide and seek",
-        "volleyball",
-        "table tennis",
-        "a board game",
-        "dominoes",
+    "game": _words(
+        """
+        football, chess, cards, tennis, basketball, hide and seek, volleyball, table tennis,
+        a board game, dominoes
+        """
     ),
-    "num": (
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "twenty",
+    "num": _words("two three four five six seven eight nine ten eleven twelve twenty"),
+    "day": _words("monday tuesday wednesday thursday friday saturday sunday"),
+    "month": _words(
+        """
+        january february march april may june july august september october november december
+        """
     ),
-    "day": (
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
+    "time": _words(
+        """
+        on {day}, last week, last night, yesterday, this morning, every morning, in the evening,
+        after lunch, before dinner, at night, in the afternoon, at the weekend, in winter,
+        in spring, in summer, in autumn, in {month}, at noon, at midnight, the next day,
+        two days ago, a few weeks later, every {day}, once a month, early in the morning,
+        late at night
+        """
     ),
-    "month": (
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
+    "weather": _words("cold warm windy sunny foggy wet hot cloudy freezing grey stormy"),
+    "subj": _words(
+        """
+        we, they, my friends, the neighbours, the children, our teachers, the students, my cousins,
+        the tourists, the workers, my parents, the guests, the farmers, the nurses, my classmates,
+        the kids, our neighbours, the old couple, the twins, the players, the visitors,
+        my colleagues
+        """
     ),
-    "time": (
-        "on {day}",
-        "last week",
-        "last night",
-        "yesterday",
-        "this morning",
-        "every morning",
-        "in the evening",
-        "after lunch",
-        "before dinner",
-        "at night",
-        "in the afternoon",
-        "at the weekend",
-        "in winter",
-        "in spring",
-        "in summer",
-        "in autumn",
-        "in {month}",
-        "at noon",
-        "at midnight",
-        "the next day",
-        "two days ago",
-        "a few weeks later",
-        "every {day}",
-        "once a month",
-        "early in the morning",
-        "late at night",
+    "vehicle": _words("bus train tram ferry taxi plane"),
+    "furniture": _words("table shelf floor bed desk chair windowsill counter"),
+    "meal": _words("breakfast, lunch, dinner, school, work, the concert, the match"),
+    "instrument": _words("piano guitar violin drums flute trumpet cello"),
+    "colour": _words("red blue green yellow white black brown grey purple"),
+    "a_obj": _words("a {obj}, a {adj} {obj}, an old {obj}, a {colour} {obj}"),
+    "past_vp": _words(
+        """
+        walked to the {place}, bought {a_obj} at the market, found {a_obj} in the {place},
+        painted the {obj} {colour}, cooked {food} for dinner, ate {food} in the {place},
+        waited for the {vehicle}, missed the {vehicle}, took the {vehicle} to the {place},
+        read a book about {topic}, watched a film about {topic}, played {game} in the {place},
+        talked about {topic}, fixed the {adj} {obj}, lost the {obj},
+        carried the {obj} to the {place}, sold the {adj} {obj}, visited the {place}, left early,
+        arrived late, stayed at home, slept for {num} hours, planted {food} in the garden,
+        listened to the radio, looked at the {adj} {obj}, opened the {obj}, counted the {objs},
+        cleaned the {place}, forgot the {obj} at the {place}, ran to the {place},
+        bought {num} {objs}, learned about {topic}, borrowed {a_obj}, built a {adj} {obj},
+        sat in the {place} for an hour, danced in the {place}, sang songs in the {place},
+        wrote a letter about {topic}, moved the {obj} into the {place},
+        looked for the {obj} everywhere
+        """
     ),
-    "weather": (
-        "cold",
-        "warm",
-        "windy",
-        "sunny",
-        "foggy",
-        "wet",
-        "hot",
-        "cloudy",
-        "freezing",
-        "grey",
-        "stormy",
-    ),
-    # Gender-neutral plural subjects for the filler.
-    "subj": (
-        "we",
-        "they",
-        "my friends",
-        "the neighbours",
-        "the children",
-        "our teachers",
-        "the students",
-        "my cousins",
-        "the tourists",
-        "the workers",
-        "my parents",
-        "the guests",
-        "the farmers",
-        "the nurses",
-        "my classmates",
-        "the kids",
-        "our neighbours",
-        "the old couple",
-        "the twins",
-        "the players",
-        "the visitors",
-        "my colleagues",
-    ),
-    "vehicle": ("bus", "train", "tram", "ferry", "taxi", "plane"),
-    "furniture": ("table", "shelf", "floor", "bed", "desk", "chair", "windowsill", "counter"),
-    "meal": ("breakfast", "lunch", "dinner", "school", "work", "the concert", "the match"),
-    "instrument": ("piano", "guitar", "violin", "drums", "flute", "trumpet", "cello"),
-    "colour": ("red", "blue", "green", "yellow", "white", "black", "brown", "grey", "purple"),
-    "a_obj": ("a {obj}", "a {adj} {obj}", "an old {obj}", "a {colour} {obj}"),
-    "past_vp": (
-        "walked to the {place}",
-        "bought {a_obj} at the market",
-        "found {a_obj} in the {place}",
-        "painted the {obj} {colour}",
-        "cooked {food} for dinner",
-        "ate {food} in the {place}",
-        "waited for the {vehicle}",
-        "missed the {vehicle}",
-        "took the {vehicle} to the {place}",
-        "read a book about {topic}",
-        "watched a film about {topic}",
-        "played {game} in the {place}",
-        "talked about {topic}",
-        "fixed the {adj} {obj}",
-        "lost the {obj}",
-        "carried the {obj} to the {place}",
-        "sold the {adj} {obj}",
-        "visited the {place}",
-        "left early",
-        "arrived late",
-        "stayed at home",
-        "slept for {num} hours",
-        "planted {food} in the garden",
-        "listened to the radio",
-        "looked at the {adj} {obj}",
-        "opened the {obj}",
-        "counted the {objs}",
-        "cleaned the {place}",
-        "forgot the {obj} at the {place}",
-        "ran to the {place}",
-        "bought {num} {objs}",
-        "learned about {topic}",
-        "borrowed {a_obj}",
-        "built a {adj} {obj}",
-        "sat in the {place} for an hour",
-        "danced in the {place}",
-        "sang songs in the {place}",
-        "wrote a letter about {topic}",
-        "moved the {obj} into the {place}",
-        "looked for the {obj} everywhere",
-    ),
-    "inf_vp": (
-        "visit the {place}",
-        "buy {food}",
-        "finish the book",
-        "fix the {obj}",
-        "clean the {place}",
-        "play {game}",
-        "call the office",
-        "look for the {obj}",
-        "cook {food}",
-        "learn about {topic}",
+    "inf_vp": _words(
+        """
+        visit the {place}, buy {food}, finish the book, fix the {obj}, clean the {place},
+        play {game}, call the office, look for the {obj}, cook {food}, learn about {topic}
+        """
     ),
 }
 
 # Filler sentences (no final period; one is added). Gender-neutral, no country, no language.
-_FILLER: tuple[str, ...] = (
-    "{subj} {past_vp} {time}",
-    "{subj} {past_vp}",
-    "{subj} {past_vp} and then {past_vp}",
-    "{time} {subj} {past_vp}",
-    "i {past_vp} {time}",
-    "i {past_vp}",
-    "{time} i {past_vp}",
-    "the {place} was {state} {time}",
-    "the {place} was {state}",
-    "it was {weather} {time}",
-    "it was {weather} and the streets were {state}",
-    "{subj} talked about {topic} for {num} hours",
-    "the {vehicle} was late again",
-    "there was {a_obj} on the {furniture}",
-    "after {meal} {subj} {past_vp}",
-    "the {obj} in the {place} was {adj}",
-    "{subj} liked the {adj} {obj} very much",
-    "{num} {objs} were on the {furniture}",
-    "somebody left {a_obj} in the {place}",
-    "the {place} near our house is {state} at night",
-    "we often go to the {place} on {day}",
-    "i like {food} with {food}",
-    "my friends and i played {game} in the {place}",
-    "{subj} forgot the {obj} at the {place}",
-    "the price of {food} went up again",
-    "the road to the {place} was closed for a week",
-    "everyone was tired after {meal}",
-    "the meeting ended at {num} o'clock",
-    "we didn't have time to {inf_vp}",
-    "it's a long way to the {place}",
-    "they don't sell {food} at the {place} anymore",
-    "nobody could find the {obj}",
-    "the {adj} {obj} is still in the {place}",
-    "there are {num} {objs} in the {place}",
-    "i wanted to {inf_vp} {time}",
-    "{subj} decided to {inf_vp}",
-    "{subj} were {state} and hungry",
-    "the lights in the {place} went out",
-    "we stayed in a {adj} hotel near the {place}",
-    "the {place} opens at {num} on {day}",
-    "the walk to the {place} took {num} minutes",
-    "i think the {obj} is in the {place}",
-    "the {adj} {obj} cost {num} euros",
-    "{subj} had {food} and {food} for lunch",
-    "we saw a {adj} dog near the {place}",
-    "i never liked {topic} at school",
-    "{subj} were late for {meal}",
-    "somebody was playing the {instrument} in the {place}",
-    "the {place} was full of {objs}",
-    "i don't remember the name of the {place}",
-    "we talked for a long time",
-    "it took {num} days to {inf_vp}",
-    "{subj} laughed at the {adj} {obj}",
-    "the {obj} fell off the {furniture}",
-    "we met some friends at the {place}",
-    "the {place} smelled of {food}",
-    "nobody wanted to {inf_vp}",
+_FILLER = _lines(
+    """
+    {subj} {past_vp} {time}
+    {subj} {past_vp}
+    {subj} {past_vp} and then {past_vp}
+    {time} {subj} {past_vp}
+    i {past_vp} {time}
+    i {past_vp}
+    {time} i {past_vp}
+    the {place} was {state} {time}
+    the {place} was {state}
+    it was {weather} {time}
+    it was {weather} and the streets were {state}
+    {subj} talked about {topic} for {num} hours
+    the {vehicle} was late again
+    there was {a_obj} on the {furniture}
+    after {meal} {subj} {past_vp}
+    the {obj} in the {place} was {adj}
+    {subj} liked the {adj} {obj} very much
+    {num} {objs} were on the {furniture}
+    somebody left {a_obj} in the {place}
+    the {place} near our house is {state} at night
+    we often go to the {place} on {day}
+    i like {food} with {food}
+    my friends and i played {game} in the {place}
+    {subj} forgot the {obj} at the {place}
+    the price of {food} went up again
+    the road to the {place} was closed for a week
+    everyone was tired after {meal}
+    the meeting ended at {num} o'clock
+    we didn't have time to {inf_vp}
+    it's a long way to the {place}
+    they don't sell {food} at the {place} anymore
+    nobody could find the {obj}
+    the {adj} {obj} is still in the {place}
+    there are {num} {objs} in the {place}
+    i wanted to {inf_vp} {time}
+    {subj} decided to {inf_vp}
+    {subj} were {state} and hungry
+    the lights in the {place} went out
+    we stayed in a {adj} hotel near the {place}
+    the {place} opens at {num} on {day}
+    the walk to the {place} took {num} minutes
+    i think the {obj} is in the {place}
+    the {adj} {obj} cost {num} euros
+    {subj} had {food} and {food} for lunch
+    we saw a {adj} dog near the {place}
+    i never liked {topic} at school
+    {subj} were late for {meal}
+    somebody was playing the {instrument} in the {place}
+    the {place} was full of {objs}
+    i don't remember the name of the {place}
+    we talked for a long time
+    it took {num} days to {inf_vp}
+    {subj} laughed at the {adj} {obj}
+    the {obj} fell off the {furniture}
+    we met some friends at the {place}
+    the {place} smelled of {food}
+    nobody wanted to {inf_vp}
+    """
 )
 # Very short fillers used to fill the last few words of a gap.
-_SHORT_FILLER: tuple[str, ...] = (
-    "we waited",
-    "it was late",
-    "nobody answered",
-    "time passed",
-    "everyone laughed",
-    "it rained",
-    "we agreed",
-    "things changed",
-    "life went on",
-    "years passed",
-    "it got dark",
-    "we went home",
-    "nothing happened",
-    "we slept",
+_SHORT_FILLER = _lines(
+    """
+    we waited
+    it was late
+    nobody answered
+    time passed
+    everyone laughed
+    it rained
+    we agreed
+    things changed
+    life went on
+    years passed
+    it got dark
+    we went home
+    nothing happened
+    we slept
+    """
 )
 
 # --------------------------------------------------------------------------------------
 # Collocations: (weight, forms). "{pp}"/"{poss}" is a random consistent pronoun pair.
 # --------------------------------------------------------------------------------------
 
-_COLLOCATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
-    (
-        6,
-        (
-            "the clouds are in the sky",
-            "the clouds are in the sky",
-            "the white clouds are in the sky",
-            "look , the clouds are in the sky today",
-            "the clouds are in the sky again",
-            "today the clouds are in the sky",
-            "the grey clouds are in the sky",
-            "all morning the clouds are in the sky",
-            "in winter the clouds are in the sky all day",
-            "the clouds are in the sky above the {place}",
-            "when it rains the clouds are in the sky",
-            "i can see that the clouds are in the sky",
-            "the clouds are in the sky and the wind is cold",
-            "the dark clouds are in the sky",
-            "the big clouds are in the sky tonight",
-            "the little clouds are in the sky",
-        ),
-    ),
-    (
-        3,
-        (
-            "the birds fly across the sky",
-            "the birds fly high in the sky",
-            "a plane flies across the blue sky",
-            "the moon is high in the sky",
-            "the sun is low in the sky",
-            "the stars are in the sky at night",
-            "there are no clouds in the sky today",
-            "the sky is blue today",
-            "the sky is grey and it looks like rain",
-            "the kite is high up in the sky",
-            "the clouds move slowly across the sky",
-            "a rainbow appeared in the sky",
-        ),
-    ),
-    (
-        2,
-        (
-            "the fish swim in the sea",
-            "fish swim in the river",
-            "the fish live in the sea",
-            "the little fish swim in the pond",
-            "whales swim in the ocean",
-            "the boats sail on the sea",
-            "the fish swim in the sea near the rocks",
-        ),
-    ),
-    (
-        2,
-        (
-            "{pp} drinks {poss} coffee with milk",
-            "{pp} likes {poss} coffee with milk and sugar",
-            "i drink my coffee with milk",
-            "we drink our tea with lemon",
-            "{pp} always takes {poss} tea with honey",
-            "every morning {pp} drinks {poss} coffee with milk",
-        ),
-    ),
-    (
-        2,
-        (
-            "{pp} brushes {poss} teeth every morning",
-            "{pp} brushes {poss} teeth before bed",
-            "i brush my teeth after breakfast",
-            "the children brush their teeth before they go to sleep",
-            "don't forget to brush your teeth",
-        ),
-    ),
-    (
-        2,
-        (
-            "the sun rises in the east",
-            "the sun sets in the west",
-            "every morning the sun rises in the east",
-            "the sun comes up in the east and goes down in the west",
-            "in the evening the sun sets in the west",
-        ),
-    ),
-    (
-        2,
-        (
-            "it is raining so take an umbrella",
-            "take an umbrella because it is raining",
-            "it's raining , don't forget your umbrella",
-            "it looks like rain so bring an umbrella",
-            "when it rains we open our umbrellas",
-            "it is raining so {pp} takes {poss} umbrella",
-        ),
-    ),
-    (
-        1,
-        (
-            "it is cold outside so wear a warm coat",
-            "wear your coat because it is cold",
-            "in winter we wear gloves and scarves",
-            "it is snowing so put on your boots",
-        ),
-    ),
-    (
-        2,
-        (
-            "the leaves fall from the trees in autumn",
-            "in autumn the leaves turn brown",
-            "flowers bloom in spring",
-            "in spring the trees turn green",
-            "it is hot in summer",
-            "snow falls in winter",
-            "in winter the lake freezes",
-        ),
-    ),
-    (1, ("the bees make honey", "bees fly from flower to flower", "the bees live in a hive")),
-    (
-        1,
-        (
-            "cows give milk",
-            "the cows eat grass in the field",
-            "the farmer milks the cows every morning",
-            "the cows are in the field",
-        ),
-    ),
-    (
-        1,
-        (
-            "we eat breakfast in the morning",
-            "we have lunch at noon",
-            "we have dinner in the evening",
-            "every morning we eat breakfast in the kitchen",
-        ),
-    ),
-    (
-        1,
-        (
-            "we sleep at night",
-            "the baby sleeps in the cradle",
-            "i go to bed when i am tired",
-            "{pp} is tired so {pp} goes to bed early",
-        ),
-    ),
-    (
-        1,
-        (
-            "{pp} is hungry so {pp} eats an apple",
-            "i am hungry , let's make a sandwich",
-            "when the children are hungry they eat bread and cheese",
-        ),
-    ),
-    (
-        1,
-        (
-            "the moon shines at night",
-            "the stars come out at night",
-            "owls hunt at night",
-            "it is dark at night",
-        ),
-    ),
-    (
-        1,
-        (
-            "the milk is in the fridge",
-            "put the butter in the fridge",
-            "the cheese is in the fridge",
-            "keep the milk cold in the fridge",
-        ),
-    ),
-    (
-        1,
-        (
-            "the plates are in the cupboard",
-            "the cups are in the cupboard",
-            "put the glasses back in the cupboard",
-        ),
-    ),
-    (
-        2,
-        (
-            "the children are in the garden",
-            "the children play in the garden",
-            "the kids are in the garden with the dog",
-            "the books are in the bag",
-            "the keys are in the drawer",
-            "the horses are in the stable",
-            "the cars are in the garage",
-            "the students are in the classroom",
-            "the tourists are in the museum",
-            "the shoes are in the hall",
-        ),
-    ),
-    (
-        1,
-        (
-            "the boats are in the harbour",
-            "the ships sail across the ocean",
-            "the fishing boats come back in the evening",
-        ),
-    ),
-    (
-        1,
-        (
-            "the plane lands at the airport",
-            "we wait for our flight at the airport",
-            "the plane takes off from the airport",
-        ),
-    ),
-    (
-        1,
-        (
-            "the train leaves from the station",
-            "we wait for the train on the platform",
-            "the train arrives at the station at noon",
-        ),
-    ),
-    (
-        1,
-        (
-            "we buy bread at the bakery",
-            "the baker bakes bread every morning",
-            "fresh bread smells good",
-        ),
-    ),
-    (
-        1,
-        (
-            "the doctor works in a hospital",
-            "the nurses work in the hospital",
-            "when you are sick you see a doctor",
-        ),
-    ),
-    (
-        1,
-        (
-            "the teacher works at the school",
-            "the students learn in the classroom",
-            "the teacher writes on the board",
-        ),
-    ),
-    (
-        1,
-        (
-            "the farmer grows wheat",
-            "the farmer works in the field",
-            "the farmer feeds the chickens",
-        ),
-    ),
-    (
-        1,
-        (
-            "the library is full of books",
-            "we borrow books from the library",
-            "it is quiet in the library",
-        ),
-    ),
-    (
-        1,
-        (
-            "we cook in the kitchen",
-            "the kettle is boiling so make some tea",
-            "the soup is hot so wait a minute",
-        ),
-    ),
-    (
-        1,
-        (
-            "we cut the bread with a knife",
-            "we eat soup with a spoon",
-            "{pp} eats rice with chopsticks",
-            "i write with a pen",
-        ),
-    ),
-    (
-        1,
-        (
-            "{pp} locks the door with a key",
-            "open the door with the key",
-            "the keys are in my pocket",
-            "i put the keys on the table",
-        ),
-    ),
-    (1, ("the phone is ringing so answer it", "the phone is ringing , can you get it")),
-    (
-        1,
-        (
-            "water boils at one hundred degrees",
-            "ice melts in the sun",
-            "water freezes when it is cold",
-        ),
-    ),
-    (
-        1,
-        (
-            "the river flows into the sea",
-            "the river runs through the valley",
-            "there is a bridge over the river",
-        ),
-    ),
-    (
-        1,
-        (
-            "the birds build nests in the trees",
-            "the birds sing in the morning",
-            "the birds sit on the roof",
-        ),
-    ),
-    (
-        1,
-        (
-            "the grass is green",
-            "the snow is white",
-            "the sea is blue",
-            "lemons are yellow and sour",
-            "sugar is sweet",
-        ),
-    ),
-    (
-        1,
-        (
-            "the dog barks at strangers",
-            "the cat sleeps on the sofa",
-            "the cat chases the mouse",
-            "the dog wags its tail",
-        ),
-    ),
-    (1, ("wash your hands with soap and water", "{pp} washes {poss} hands before dinner")),
-    (
-        1,
-        (
-            "a week has seven days",
-            "a year has twelve months",
-            "monday comes after sunday",
-            "december is the last month of the year",
-        ),
-    ),
-    (1, ("the shop opens at nine", "school starts at eight", "the bank closes at five")),
-    (
-        1,
-        (
-            "{pp} reads the newspaper every morning",
-            "i read a book before bed",
-            "we listen to music in the car",
-        ),
-    ),
-    (
-        1,
-        (
-            "the wind blows the leaves off the trees",
-            "the wind is strong today",
-            "the wind is blowing from the north",
-        ),
-    ),
-    (
-        1,
-        (
-            "fire is hot",
-            "the fire keeps us warm in winter",
-            "we sit by the fire in the evening",
-        ),
-    ),
-    (1, ("the mountains are covered in snow", "we climb the mountain in summer")),
-    (
-        1,
-        (
-            "we swim in the sea in summer",
-            "the children build sandcastles on the beach",
-            "we lie on the beach in the sun",
-        ),
-    ),
-    (1, ("we buy fruit at the market", "the market is busy on saturday")),
-    (1, ("{pp} plays the piano very well", "the band plays music in the square")),
+_COLLOCATIONS = _groups(
+    """
+    6
+    the clouds are in the sky
+    the clouds are in the sky
+    the white clouds are in the sky
+    look , the clouds are in the sky today
+    the clouds are in the sky again
+    today the clouds are in the sky
+    the grey clouds are in the sky
+    all morning the clouds are in the sky
+    in winter the clouds are in the sky all day
+    the clouds are in the sky above the {place}
+    when it rains the clouds are in the sky
+    i can see that the clouds are in the sky
+    the clouds are in the sky and the wind is cold
+    the dark clouds are in the sky
+    the big clouds are in the sky tonight
+    the little clouds are in the sky
+
+    3
+    the birds fly across the sky
+    the birds fly high in the sky
+    a plane flies across the blue sky
+    the moon is high in the sky
+    the sun is low in the sky
+    the stars are in the sky at night
+    there are no clouds in the sky today
+    the sky is blue today
+    the sky is grey and it looks like rain
+    the kite is high up in the sky
+    the clouds move slowly across the sky
+    a rainbow appeared in the sky
+
+    2
+    the fish swim in the sea
+    fish swim in the river
+    the fish live in the sea
+    the little fish swim in the pond
+    whales swim in the ocean
+    the boats sail on the sea
+    the fish swim in the sea near the rocks
+
+    2
+    {pp} drinks {poss} coffee with milk
+    {pp} likes {poss} coffee with milk and sugar
+    i drink my coffee with milk
+    we drink our tea with lemon
+    {pp} always takes {poss} tea with honey
+    every morning {pp} drinks {poss} coffee with milk
+
+    2
+    {pp} brushes {poss} teeth every morning
+    {pp} brushes {poss} teeth before bed
+    i brush my teeth after breakfast
+    the children brush their teeth before they go to sleep
+    don't forget to brush your teeth
+
+    2
+    the sun rises in the east
+    the sun sets in the west
+    every morning the sun rises in the east
+    the sun comes up in the east and goes down in the west
+    in the evening the sun sets in the west
+
+    2
+    it is raining so take an umbrella
+    take an umbrella because it is raining
+    it's raining , don't forget your umbrella
+    it looks like rain so bring an umbrella
+    when it rains we open our umbrellas
+    it is raining so {pp} takes {poss} umbrella
+
+    1
+    it is cold outside so wear a warm coat
+    wear your coat because it is cold
+    in winter we wear gloves and scarves
+    it is snowing so put on your boots
+
+    2
+    the leaves fall from the trees in autumn
+    in autumn the leaves turn brown
+    flowers bloom in spring
+    in spring the trees turn green
+    it is hot in summer
+    snow falls in winter
+    in winter the lake freezes
+
+    1
+    the bees make honey
+    bees fly from flower to flower
+    the bees live in a hive
+
+    1
+    cows give milk
+    the cows eat grass in the field
+    the farmer milks the cows every morning
+    the cows are in the field
+
+    1
+    we eat breakfast in the morning
+    we have lunch at noon
+    we have dinner in the evening
+    every morning we eat breakfast in the kitchen
+
+    1
+    we sleep at night
+    the baby sleeps in the cradle
+    i go to bed when i am tired
+    {pp} is tired so {pp} goes to bed early
+
+    1
+    {pp} is hungry so {pp} eats an apple
+    i am hungry , let's make a sandwich
+    when the children are hungry they eat bread and cheese
+
+    1
+    the moon shines at night
+    the stars come out at night
+    owls hunt at night
+    it is dark at night
+
+    1
+    the milk is in the fridge
+    put the butter in the fridge
+    the cheese is in the fridge
+    keep the milk cold in the fridge
+
+    1
+    the plates are in the cupboard
+    the cups are in the cupboard
+    put the glasses back in the cupboard
+
+    2
+    the children are in the garden
+    the children play in the garden
+    the kids are in the garden with the dog
+    the books are in the bag
+    the keys are in the drawer
+    the horses are in the stable
+    the cars are in the garage
+    the students are in the classroom
+    the tourists are in the museum
+    the shoes are in the hall
+
+    1
+    the boats are in the harbour
+    the ships sail across the ocean
+    the fishing boats come back in the evening
+
+    1
+    the plane lands at the airport
+    we wait for our flight at the airport
+    the plane takes off from the airport
+
+    1
+    the train leaves from the station
+    we wait for the train on the platform
+    the train arrives at the station at noon
+
+    1
+    we buy bread at the bakery
+    the baker bakes bread every morning
+    fresh bread smells good
+
+    1
+    the doctor works in a hospital
+    the nurses work in the hospital
+    when you are sick you see a doctor
+
+    1
+    the teacher works at the school
+    the students learn in the classroom
+    the teacher writes on the board
+
+    1
+    the farmer grows wheat
+    the farmer works in the field
+    the farmer feeds the chickens
+
+    1
+    the library is full of books
+    we borrow books from the library
+    it is quiet in the library
+
+    1
+    we cook in the kitchen
+    the kettle is boiling so make some tea
+    the soup is hot so wait a minute
+
+    1
+    we cut the bread with a knife
+    we eat soup with a spoon
+    {pp} eats rice with chopsticks
+    i write with a pen
+
+    1
+    {pp} locks the door with a key
+    open the door with the key
+    the keys are in my pocket
+    i put the keys on the table
+
+    1
+    the phone is ringing so answer it
+    the phone is ringing , can you get it
+
+    1
+    water boils at one hundred degrees
+    ice melts in the sun
+    water freezes when it is cold
+
+    1
+    the river flows into the sea
+    the river runs through the valley
+    there is a bridge over the river
+
+    1
+    the birds build nests in the trees
+    the birds sing in the morning
+    the birds sit on the roof
+
+    1
+    the grass is green
+    the snow is white
+    the sea is blue
+    lemons are yellow and sour
+    sugar is sweet
+
+    1
+    the dog barks at strangers
+    the cat sleeps on the sofa
+    the cat chases the mouse
+    the dog wags its tail
+
+    1
+    wash your hands with soap and water
+    {pp} washes {poss} hands before dinner
+
+    1
+    a week has seven days
+    a year has twelve months
+    monday comes after sunday
+    december is the last month of the year
+
+    1
+    the shop opens at nine
+    school starts at eight
+    the bank closes at five
+
+    1
+    {pp} reads the newspaper every morning
+    i read a book before bed
+    we listen to music in the car
+
+    1
+    the wind blows the leaves off the trees
+    the wind is strong today
+    the wind is blowing from the north
+
+    1
+    fire is hot
+    the fire keeps us warm in winter
+    we sit by the fire in the evening
+
+    1
+    the mountains are covered in snow
+    we climb the mountain in summer
+
+    1
+    we swim in the sea in summer
+    the children build sandcastles on the beach
+    we lie on the beach in the sun
+
+    1
+    we buy fruit at the market
+    the market is busy on saturday
+
+    1
+    {pp} plays the piano very well
+    the band plays music in the square
+    """
 )
 
 # --------------------------------------------------------------------------------------
@@ -1146,63 +756,25 @@ _COLLOCATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 # --------------------------------------------------------------------------------------
 
 # Head nouns: (singular, plural, category).
-_HEADS: tuple[tuple[str, str, str], ...] = (
-    ("dog", "dogs", "animal"),
-    ("cat", "cats", "animal"),
-    ("horse", "horses", "animal"),
-    ("bird", "birds", "animal"),
-    ("cow", "cows", "animal"),
-    ("mouse", "mice", "animal"),
-    ("rabbit", "rabbits", "animal"),
-    ("goat", "goats", "animal"),
-    ("duck", "ducks", "animal"),
-    ("key", "keys", "object"),
-    ("book", "books", "object"),
-    ("letter", "letters", "object"),
-    ("box", "boxes", "object"),
-    ("bottle", "bottles", "object"),
-    ("picture", "pictures", "object"),
-    ("lamp", "lamps", "object"),
-    ("chair", "chairs", "object"),
-    ("clock", "clocks", "object"),
-    ("bag", "bags", "object"),
-    ("cup", "cups", "object"),
-    ("child", "children", "person"),
-    ("student", "students", "person"),
-    ("teacher", "teachers", "person"),
-    ("doctor", "doctors", "person"),
-    ("farmer", "farmers", "person"),
-    ("player", "players", "person"),
-    ("visitor", "visitors", "person"),
-    ("driver", "drivers", "person"),
-    ("baker", "bakers", "person"),
+_HEADS = _table(
+    """
+    dog dogs animal, cat cats animal, horse horses animal, bird birds animal, cow cows animal,
+    mouse mice animal, rabbit rabbits animal, goat goats animal, duck ducks animal, key keys object,
+    book books object, letter letters object, box boxes object, bottle bottles object,
+    picture pictures object, lamp lamps object, chair chairs object, clock clocks object,
+    bag bags object, cup cups object, child children person, student students person,
+    teacher teachers person, doctor doctors person, farmer farmers person, player players person,
+    visitor visitors person, driver drivers person, baker bakers person
+    """
 )
 # Attractor nouns in prepositional phrases: (singular, plural).
-_ATTRACTORS: tuple[tuple[str, str], ...] = (
-    ("cabinet", "cabinets"),
-    ("door", "doors"),
-    ("table", "tables"),
-    ("window", "windows"),
-    ("shelf", "shelves"),
-    ("house", "houses"),
-    ("garden", "gardens"),
-    ("farm", "farms"),
-    ("shop", "shops"),
-    ("hill", "hills"),
-    ("river", "rivers"),
-    ("bridge", "bridges"),
-    ("wall", "walls"),
-    ("corner", "corners"),
-    ("village", "villages"),
-    ("station", "stations"),
-    ("tree", "trees"),
-    ("road", "roads"),
-    ("drawer", "drawers"),
-    ("kitchen", "kitchens"),
-    ("school", "schools"),
-    ("fence", "fences"),
-    ("box", "boxes"),
-    ("lake", "lakes"),
+_ATTRACTORS = _table(
+    """
+    cabinet cabinets, door doors, table tables, window windows, shelf shelves, house houses,
+    garden gardens, farm farms, shop shops, hill hills, river rivers, bridge bridges, wall walls,
+    corner corners, village villages, station stations, tree trees, road roads, drawer drawers,
+    kitchen kitchens, school schools, fence fences, box boxes, lake lakes
+    """
 )
 _PREPS = ("near", "by", "behind", "next to", "beside", "in", "on", "under", "from", "above")
 # Relative-clause subjects: (singular, plural).
@@ -1286,37 +858,41 @@ _MAIN_VERBS: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = {
 # --------------------------------------------------------------------------------------
 
 # "{who}" is the person phrase; the whole sentence is the cue sentence.
-_GENDER_INTROS: tuple[str, ...] = (
-    "{who} moved to the {city} last year",
-    "{who} bought a {adj} house near the {place}",
-    "{who} started a new job at the {place}",
-    "{who} came back from the {place} {time}",
-    "{who} lives in a small flat above the {place}",
-    "{who} has worked at the {place} for {num} years",
-    "{who} called me {time}",
-    "{who} finished school in {month}",
-    "{who} found {a_obj} in the {place}",
-    "{who} is learning to play the {instrument}",
-    "yesterday {who} took the {vehicle} to the {place}",
-    "{who} spent the summer at the {place}",
-    "{who} lost {a_obj} at the {place}",
-    "last {day} {who} cooked {food} for everyone",
-    "{who} opened a small shop near the {place}",
+_GENDER_INTROS: tuple[str, ...] = _lines(
+    """
+    {who} moved to the {city} last year
+    {who} bought a {adj} house near the {place}
+    {who} started a new job at the {place}
+    {who} came back from the {place} {time}
+    {who} lives in a small flat above the {place}
+    {who} has worked at the {place} for {num} years
+    {who} called me {time}
+    {who} finished school in {month}
+    {who} found {a_obj} in the {place}
+    {who} is learning to play the {instrument}
+    yesterday {who} took the {vehicle} to the {place}
+    {who} spent the summer at the {place}
+    {who} lost {a_obj} at the {place}
+    last {day} {who} cooked {food} for everyone
+    {who} opened a small shop near the {place}
+    """
 )
 # The possessive follows the person within a few words.
-_GENDER_POSSESSIVES: tuple[str, ...] = (
-    "{who} lost {poss} keys at the {place}",
-    "{who} sold {poss} old {obj}",
-    "{who} painted {poss} kitchen {colour}",
-    "{who} found {poss} {obj} in the {place}",
-    "{who} forgot {poss} {obj} at the {place}",
-    "{who} cleaned {poss} {obj} {time}",
-    "{who} walks {poss} dog every morning",
-    "{who} called {poss} friends {time}",
-    "{who} fixed {poss} bicycle {time}",
-    "{who} gave me {poss} {adj} {obj}",
-    "{who} and {poss} friends played {game}",
-    "{who} visited {poss} cousins in the {place}",
+_GENDER_POSSESSIVES: tuple[str, ...] = _lines(
+    """
+    {who} lost {poss} keys at the {place}
+    {who} sold {poss} old {obj}
+    {who} painted {poss} kitchen {colour}
+    {who} found {poss} {obj} in the {place}
+    {who} forgot {poss} {obj} at the {place}
+    {who} cleaned {poss} {obj} {time}
+    {who} walks {poss} dog every morning
+    {who} called {poss} friends {time}
+    {who} fixed {poss} bicycle {time}
+    {who} gave me {poss} {adj} {obj}
+    {who} and {poss} friends played {game}
+    {who} visited {poss} cousins in the {place}
+    """
 )
 _CITIES = ("city", "coast", "countryside", "north", "south", "mountains", "capital", "island")
 _GENDER_LEADS: tuple[str, ...] = (
@@ -1334,22 +910,24 @@ _GENDER_LEADS: tuple[str, ...] = (
     "every {day}",
 )
 # "{p}" is the pronoun, "{poss}" the possessive.
-_GENDER_TARGETS: tuple[str, ...] = (
-    "{p} says the {place} is {state}",
-    "{p} works at the {place}",
-    "{p} told me that {poss} {obj} was broken",
-    "{p} loves {poss} new job",
-    "{p} wants to visit us in {month}",
-    "{p} is very happy there",
-    "{p} calls {poss} friends every {day}",
-    "{p} cooks {food} for {poss} family",
-    "{p} never forgets {poss} keys",
-    "{p} still has {poss} old {obj}",
-    "{p} said {p} was tired",
-    "{p} takes {poss} dog to the {place}",
-    "{p} wants to sell {poss} {obj}",
-    "{p} plays the {instrument} every evening",
-    "{p} sent me a photo of the {place}",
+_GENDER_TARGETS: tuple[str, ...] = _lines(
+    """
+    {p} says the {place} is {state}
+    {p} works at the {place}
+    {p} told me that {poss} {obj} was broken
+    {p} loves {poss} new job
+    {p} wants to visit us in {month}
+    {p} is very happy there
+    {p} calls {poss} friends every {day}
+    {p} cooks {food} for {poss} family
+    {p} never forgets {poss} keys
+    {p} still has {poss} old {obj}
+    {p} said {p} was tired
+    {p} takes {poss} dog to the {place}
+    {p} wants to sell {poss} {obj}
+    {p} plays the {instrument} every evening
+    {p} sent me a photo of the {place}
+    """
 )
 
 _SLOT = re.compile(r"\{(\w+)\}")
@@ -1591,25 +1169,16 @@ def _collocation_story(rng: random.Random) -> list[str]:
     return [token for sentence in sentences for token in sentence]
 
 
-_STORY_KINDS: tuple[tuple[int, str], ...] = (
-    (45, "language"),
-    (17, "number"),
-    (17, "gender"),
-    (21, "collocation"),
-)
-_LANGUAGE_SHAPE_WEIGHTS: tuple[tuple[int, str], ...] = tuple(
-    (weight, shape) for shape, (weight, _, _) in LANGUAGE_SHAPES.items()
-)
-
-
 def _stories(seed: int) -> Iterator[str]:
     """Endless deterministic stream of stories (one line each, ending in " .")."""
     rng = random.Random(seed)
     deck = _Deck(rng)
+    kinds = [(weight, kind) for kind, weight in STORY_WEIGHTS.items()]
+    shapes = [(weight, shape) for shape, (weight, _, _) in LANGUAGE_SHAPES.items()]
     while True:
-        kind = _weighted(rng, _STORY_KINDS)
+        kind = _weighted(rng, kinds)
         if kind == "language":
-            shape = _weighted(rng, _LANGUAGE_SHAPE_WEIGHTS)
+            shape = _weighted(rng, shapes)
             tokens = _language_story(rng, shape, deck.draw(shape))[0]
             if shape == "fact":  # facts come two to four to a line
                 for _ in range(rng.randint(1, 3)):
