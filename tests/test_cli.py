@@ -164,7 +164,7 @@ def test_evaluate_table_json_and_file(runner, home, trained):
     assert result["test"]["top3_accuracy"] >= result["test"]["top1_accuracy"]
     (home / "other.txt").write_text("the clouds are in the sky .\n", encoding="utf-8")
     on_file = json.loads(invoke(runner, "evaluate", "--file", "other.txt", "--json").output)
-    assert on_file["file"]["tokens"] == 6  # "clouds ... sky <eos>": all but the first token
+    assert on_file["file"]["tokens"] == 7  # line by line: "the ... sky <eos>", each a target
 
 
 def test_repl_answers_each_line_and_changes_settings(runner, trained):
@@ -212,3 +212,16 @@ def test_export_serves_raw_strings_without_textpredict(runner, trained, tmp_path
     assert np.array(served["probabilities"]).shape == (2, 4)
     assert invoke(runner, "export").exit_code == 0
     assert (trained[0] / "export" / "2" / "saved_model.pb").is_file()  # next version
+
+
+def test_cell_choices_match_the_registered_layers():
+    from textpredict.model import CELLS
+
+    choices = next(p for p in main.commands["train"].params if p.name == "cell").type.choices
+    assert list(choices) == list(CELLS)
+
+
+def test_help_does_not_import_tensorflow():
+    code = "import sys; from textpredict.cli import main; print('tensorflow' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "False", run.stderr[-1000:]

@@ -261,6 +261,7 @@ def train(
             epochs=epochs,
             batch_size=batch_size,
             seq_len=seq_len,
+            sequences=sequences,
             learning_rate=learning_rate,
             seed=seed,
         )
