@@ -277,6 +277,10 @@ def line_windows(
         bucket_batch_sizes=[batch_size] * len(boundaries),
         pad_to_bucket_boundary=False,
     )
+    # Each bucket yields ceil(rows / batch_size) batches whatever the order, so one
+    # count holds for every epoch, and Keras knows where an epoch ends.
+    batch_count = int(batches.reduce(0, lambda n, _: n + 1))
+    batches = batches.apply(tf.data.experimental.assert_cardinality(batch_count))
     return batches.map(lambda p: (p[:, :, 0], p[:, :, 1])).prefetch(tf.data.AUTOTUNE)
 
 
