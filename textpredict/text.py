@@ -232,6 +232,16 @@ def id_array(tokenizer: Tokenizer, lines: tf.data.Dataset) -> np.ndarray:
     return np.concatenate(chunks).astype(np.int32) if chunks else np.zeros(0, np.int32)
 
 
+def with_known_length(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """The dataset, counted once and declaring its length.
+
+    A known length gives Keras's progress bar its total and tells ``fit`` where an
+    epoch ends. Counting a cached dataset is the pass that fills the cache.
+    """
+    count = int(dataset.reduce(0, lambda n, _: n + 1))
+    return dataset.apply(tf.data.experimental.assert_cardinality(count))
+
+
 def line_windows(
     tokenizer: Tokenizer,
     lines: tf.data.Dataset,
@@ -264,9 +274,7 @@ def line_windows(
     layer = tokenizer.layer
     ids = lines.map(end_sentence).batch(1024).map(layer, num_parallel_calls=tf.data.AUTOTUNE)
     pairs = ids.unbatch().flat_map(rows).map(lambda p: tf.cast(p, tf.int32))
-    pairs = pairs.cache()
-    count = int(pairs.reduce(0, lambda n, _: n + 1))
-    pairs = pairs.apply(tf.data.experimental.assert_cardinality(count))
+    pairs = with_known_length(pairs.cache())
     if shuffle_seed is not None:
         pairs = pairs.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     # Four bucket widths: few distinct shapes, so few traces of the training step.
@@ -278,9 +286,8 @@ def line_windows(
         pad_to_bucket_boundary=False,
     )
     # Each bucket yields ceil(rows / batch_size) batches whatever the order, so one
-    # count holds for every epoch, and Keras knows where an epoch ends.
-    batch_count = int(batches.reduce(0, lambda n, _: n + 1))
-    batches = batches.apply(tf.data.experimental.assert_cardinality(batch_count))
+    # count holds for every epoch.
+    batches = with_known_length(batches)
     return batches.map(lambda p: (p[:, :, 0], p[:, :, 1])).prefetch(tf.data.AUTOTUNE)
 
 
@@ -312,11 +319,7 @@ def training_windows(
         lambda x, y: (tf.ensure_shape(x, [seq_len]), tf.ensure_shape(y, [seq_len]))
     )
     windows = windows.map(lambda x, y: (tf.cast(x, tf.int32), tf.cast(y, tf.int32)))
-    windows = windows.cache()
-    # Counting is one pass that also fills the cache; a known length gives Keras's
-    # progress bar its total and spares it guessing where an epoch ends.
-    count = int(windows.reduce(0, lambda n, _: n + 1))
-    windows = windows.apply(tf.data.experimental.assert_cardinality(count))
+    windows = with_known_length(windows.cache())
     if shuffle_seed is not None:
         windows = windows.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     return windows.batch(batch_size).prefetch(tf.data.AUTOTUNE)
