@@ -74,7 +74,7 @@ def user_errors(command):
 
 
 def sampling_options(command):
-    """The options shared by `complete` and `repl`."""
+    """The options shared by `complete` and `repl`, handed over as one `settings`."""
     options = [
         click.option(
             "-k",
@@ -127,9 +127,23 @@ def sampling_options(command):
             help="Makes random sampling repeatable.",
         ),
     ]
+
+    @functools.wraps(command)
+    def with_settings(*args, k, words, sampler, temperature, top_k, top_p, seed, **kwargs):
+        settings = ReplSettings(
+            k=k,
+            words=words,
+            sampler=sampler,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+        )
+        return command(*args, settings=settings, **kwargs)
+
     for option in reversed(options):
-        command = option(command)
-    return command
+        with_settings = option(with_settings)
+    return with_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -321,17 +335,8 @@ def evaluate(model, files, as_json):
 @sampling_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors
-def complete(text, model, k, words, sampler, temperature, top_k, top_p, seed, as_json):
+def complete(text, model, settings, as_json):
     """The most likely next words of TEXT (and optionally a continuation)."""
-    settings = ReplSettings(
-        k=k,
-        words=words,
-        sampler=sampler,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        seed=seed,
-    )
     predictor = _load_predictor(model)
     result = _complete(predictor, text, settings)
     if as_json:
@@ -344,17 +349,8 @@ def complete(text, model, k, words, sampler, temperature, top_k, top_p, seed, as
 @MODEL_OPTION
 @sampling_options
 @user_errors
-def repl(model, k, words, sampler, temperature, top_k, top_p, seed):
+def repl(model, settings):
     """Type text, see the next words. `:help` lists the settings; Ctrl-D quits."""
-    settings = ReplSettings(
-        k=k,
-        words=words,
-        sampler=sampler,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        seed=seed,
-    )
     predictor = _load_predictor(model)
     click.echo(
         f"textpredict: {predictor.model.path}. Type text; :help for commands, Ctrl-D to quit."

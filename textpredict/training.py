@@ -28,7 +28,6 @@ from textpredict.model import (
     SavedModel,
     build_language_model,
     check_choice,
-    check_fraction,
     check_positive_int,
     load_model,
     resolve_model_path,
@@ -92,7 +91,6 @@ def train(
         raise TextpredictError(
             f"{target} already exists; choose another --model or pass --overwrite"
         )
-    check_fraction("dropout", model_config.dropout)
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
 
