@@ -85,7 +85,9 @@ def test_train_refuses_to_overwrite_and_leaves_the_model_alone(runner, trained):
 
 def test_same_seed_same_model(runner, home):
     def weights(name, seed):
-        args = ["train", "-c", "corpus.txt", "--epochs", "1", *TINY, "--model", name]
+        # A short --seq-len: fewer row widths, so fewer XLA compilations to wait for.
+        args = ["train", "-c", "corpus.txt", "--epochs", "1", *TINY, "--seq-len", "4"]
+        args += ["--model", name]
         assert invoke(runner, *args, "--seed", seed).exit_code == 0
         import keras
 

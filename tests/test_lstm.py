@@ -124,6 +124,70 @@ def test_matches_keras_outputs_and_gradients(rng, layer_kwargs, use_initial_stat
         np.testing.assert_allclose(a, b, atol=TOL, rtol=TOL)
 
 
+@pytest.mark.parametrize(
+    "layer_kwargs, use_initial_state, lengths",
+    [
+        ({"return_sequences": True, "return_state": True}, True, None),
+        ({"return_sequences": True, "return_state": True}, True, [5, 2, 0]),
+        ({"return_state": True}, False, [4, 1, 3]),
+        ({"dropout": 0.3, "recurrent_dropout": 0.4, "return_sequences": True}, False, [5, 3, 4]),
+    ],
+)
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "xla-training-step"])
+def test_hand_gradient_matches_autodiff(rng, layer_kwargs, use_initial_state, lengths, traced):
+    """The hand-derived backward pass equals TensorFlow's differentiation of `step`.
+
+    Traced with `training=True`, the loop runs XLA-compiled, as inside `fit`.
+    """
+    seed = {"seed": 3} if "dropout" in layer_kwargs else {}  # same seed, same dropout masks
+    hand = LSTM(UNITS, gradient="hand", **layer_kwargs, **seed)
+    auto = LSTM(UNITS, gradient="autodiff", **layer_kwargs, **seed)
+    for layer in (hand, auto):
+        layer.build((BATCH, TIME, FEATURES))
+    auto.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.5 for w in auto.weights])
+    hand.set_weights(auto.get_weights())
+    x = tf.constant(_x(rng))
+    h0 = [tf.constant(rng.standard_normal((BATCH, UNITS)).astype("float32")) for _ in range(2)]
+    mask = None
+    if lengths is not None:
+        mask = tf.constant(np.arange(TIME)[None, :] < np.array(lengths)[:, None])
+    n_outputs = 1 + 2 * hand.return_state
+    out_shape = (BATCH, TIME, UNITS) if hand.return_sequences else (BATCH, UNITS)
+    shapes = [out_shape] + [(BATCH, UNITS)] * (n_outputs - 1)
+    projections = [tf.constant(rng.standard_normal(shape).astype("float32")) for shape in shapes]
+
+    def outputs_and_gradients(layer, x, h0):
+        with tf.GradientTape() as tape:
+            tape.watch([x, *h0])
+            outs = layer(
+                x, initial_state=h0 if use_initial_state else None, mask=mask, training=traced
+            )
+            outs = outs if isinstance(outs, list) else [outs]
+            loss = sum(tf.reduce_sum(o * p) for o, p in zip(outs, projections, strict=True))
+        sources = [x, *(h0 if use_initial_state else []), *layer.trainable_weights]
+        return outs, tape.gradient(loss, sources)
+
+    results = []
+    for layer in (hand, auto):
+        run = tf.function(outputs_and_gradients) if traced else outputs_and_gradients
+        results.append(run(layer, x, h0))
+    (hand_out, hand_grads), (auto_out, auto_grads) = results
+    for a, b in zip(hand_out, auto_out, strict=True):
+        np.testing.assert_allclose(a, b, atol=TOL, rtol=TOL)
+    assert len(hand_grads) == len(auto_grads)
+    for a, b in zip(hand_grads, auto_grads, strict=True):
+        assert a is not None
+        np.testing.assert_allclose(a, b, atol=TOL, rtol=TOL)
+
+
+def test_hand_gradient_used_only_for_the_activations_it_derives():
+    assert LSTM(UNITS).has_hand_gradient()
+    assert not LSTM(UNITS, activation="relu").has_hand_gradient()
+    assert not LSTM(UNITS, recurrent_activation="hard_sigmoid").has_hand_gradient()
+    with pytest.raises(ValueError, match="gradient"):
+        LSTM(UNITS, gradient="numeric")
+
+
 @pytest.mark.parametrize("unit_forget_bias", [True, False])
 def test_initialization_matches_keras(unit_forget_bias):
     kwargs = {

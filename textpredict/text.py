@@ -242,6 +242,10 @@ def with_known_length(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.apply(tf.data.experimental.assert_cardinality(count))
 
 
+#: Number of row widths `line_windows` pads to.
+BUCKETS = 8
+
+
 def line_windows(
     tokenizer: Tokenizer,
     lines: tf.data.Dataset,
@@ -277,18 +281,26 @@ def line_windows(
     pairs = with_known_length(pairs.cache())
     if shuffle_seed is not None:
         pairs = pairs.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-    # Four bucket widths: few distinct shapes, so few traces of the training step.
-    boundaries = sorted({max(1, seq_len * k // 4) + 1 for k in (1, 2, 3)} | {seq_len + 1})
+    # Rows are padded up to the next multiple of seq_len / 8: little padding, and few
+    # distinct shapes, so few traces (and XLA compilations) of the training step.
+    boundaries = sorted({max(1, seq_len * k // BUCKETS) + 1 for k in range(1, BUCKETS + 1)})
     batches = pairs.bucket_by_sequence_length(
         lambda p: tf.shape(p)[0],
-        bucket_boundaries=boundaries[:-1],
-        bucket_batch_sizes=[batch_size] * len(boundaries),
-        pad_to_bucket_boundary=False,
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        pad_to_bucket_boundary=True,
     )
     # Each bucket yields ceil(rows / batch_size) batches whatever the order, so one
     # count holds for every epoch.
     batches = with_known_length(batches)
-    return batches.map(lambda p: (p[:, :, 0], p[:, :, 1])).prefetch(tf.data.AUTOTUNE)
+
+    def fill_batch(p):
+        # A bucket's last batch is topped up with all-padding rows, which the loss and
+        # metrics ignore, so every batch of a bucket has the same shape.
+        p = tf.pad(p, [[0, batch_size - tf.shape(p)[0]], [0, 0], [0, 0]])
+        return p[:, :, 0], p[:, :, 1]
+
+    return batches.map(fill_batch).prefetch(tf.data.AUTOTUNE)
 
 
 def training_windows(

@@ -59,6 +59,9 @@ class LSTM(Recurrent):
             initial states of the next batch (truncated backpropagation through
             time over consecutive windows). Requires a fixed batch size; call
             `reset_states()` between independent sequences.
+        gradient: `"hand"` (default): backpropagation through time uses the
+            hand-derived gradient in `step_gradient` (with the default
+            activations); `"autodiff"`: TensorFlow differentiates `step`.
         **kwargs: Base layer arguments (`name`, `dtype`, `trainable`, ...).
 
     Call arguments:
@@ -104,6 +107,7 @@ class LSTM(Recurrent):
         return_sequences=False,
         return_state=False,
         stateful=False,
+        gradient="hand",
         **kwargs,
     ):
         super().__init__(
@@ -122,6 +126,7 @@ class LSTM(Recurrent):
             return_sequences=return_sequences,
             return_state=return_state,
             stateful=stateful,
+            gradient=gradient,
             **kwargs,
         )
         self.recurrent_activation = _lookup(
@@ -161,6 +166,49 @@ class LSTM(Recurrent):
         o = self.recurrent_activation(z_o)  # output gate
         h = o * self.activation(c)
         return h, (h, c)
+
+    def has_hand_gradient(self):
+        # The derivatives below are those of sigmoid and tanh.
+        return (
+            self.activation is keras.activations.tanh
+            and self.recurrent_activation is keras.activations.sigmoid
+        )
+
+    def step_gradient(self, x_proj, h_proj, states, d_new_states):
+        """Backward pass of `step` (sigmoid gates, tanh activation).
+
+        With δh_t and δc_t the gradients arriving from later steps and outputs:
+
+            δc_t  += δh_t ⊙ o_t ⊙ (1 − tanh²(c_t))
+            δz_o   = δh_t ⊙ tanh(c_t) ⊙ o_t (1 − o_t)
+            δz_i   = δc_t ⊙ c̃_t ⊙ i_t (1 − i_t)
+            δz_f   = δc_t ⊙ c_{t-1} ⊙ f_t (1 − f_t)
+            δz_c   = δc_t ⊙ i_t ⊙ (1 − c̃_t²)
+            δc_{t-1} = δc_t ⊙ f_t
+
+        The last line is the "constant error carousel": along the cell state,
+        the error is only scaled by the forget gate, with no squashing
+        derivative, so it survives long gaps while f_t stays near 1. h_{t-1}
+        gets its gradient only through z = … + U h_{t-1}, which the time loop
+        handles.
+        """
+        _, c_prev = states
+        d_h, d_c = d_new_states
+        z_i, z_f, z_c, z_o = tf.split(x_proj + h_proj, 4, axis=-1)
+        i, f, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o)
+        c_tilde = tf.tanh(z_c)
+        tanh_c = tf.tanh(f * c_prev + i * c_tilde)
+        d_c = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
+        d_z = tf.concat(
+            [
+                d_c * c_tilde * i * (1.0 - i),
+                d_c * c_prev * f * (1.0 - f),
+                d_c * i * (1.0 - c_tilde * c_tilde),
+                d_h * tanh_c * o * (1.0 - o),
+            ],
+            axis=-1,
+        )
+        return d_z, None, (None, d_c * f)
 
     def get_config(self):
         config = {

@@ -14,6 +14,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from textpredict.layers.time_loop import autodiff_loop, hand_gradient_loop
+
+#: How the time loop is differentiated: "hand" uses the cell's hand-derived
+#: backward pass when it has one (see `time_loop.hand_gradient_loop`),
+#: "autodiff" always leaves it to TensorFlow.
+GRADIENTS = ("hand", "autodiff")
+
 
 def _check_bool(name, value):
     if not isinstance(value, (bool, np.bool_)):
@@ -82,6 +89,10 @@ class Recurrent(keras.layers.Layer):
         stateful: Boolean. If True, the final states of a batch are the initial
             states of the next one (sample `i` continues sample `i`). Needs a
             fixed batch size.
+        gradient: `"hand"` (default) backpropagates through time with the
+            cell's hand-derived gradient when it has one for its activations;
+            `"autodiff"` lets TensorFlow differentiate the loop. Both compute
+            the same gradients; "hand" is faster.
         **kwargs: Base layer arguments (`name`, `dtype`, `trainable`, ...).
 
     Call arguments:
@@ -117,6 +128,7 @@ class Recurrent(keras.layers.Layer):
         return_sequences=False,
         return_state=False,
         stateful=False,
+        gradient="hand",
         **kwargs,
     ):
         if (
@@ -160,6 +172,12 @@ class Recurrent(keras.layers.Layer):
         self.return_sequences = _check_bool("return_sequences", return_sequences)
         self.return_state = _check_bool("return_state", return_state)
         self.stateful = _check_bool("stateful", stateful)
+        if gradient not in GRADIENTS:
+            raise ValueError(
+                f"Argument `gradient` must be one of {list(GRADIENTS)}. Received: "
+                f"gradient={gradient!r}"
+            )
+        self.gradient = gradient
         self.supports_masking = True
         self.input_spec = keras.layers.InputSpec(ndim=3)
         # Stateful state variables (None until built with stateful=True).
@@ -189,6 +207,27 @@ class Recurrent(keras.layers.Layer):
             `(output_t, new_states)` with `new_states` shaped like `states`.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement `step`.")
+
+    def step_gradient(self, x_proj, h_proj, states, d_new_states):
+        """The hand-derived local gradient of `step`, for the fast backward pass.
+
+        Args:
+            x_proj, h_proj, states: The arguments `step` received.
+            d_new_states: Tuple, gradient of the loss with respect to each of
+                the new states `step` returned.
+
+        Returns:
+            `(d_x_proj, d_h_proj, d_states)`: gradients with respect to the two
+            projections (`d_h_proj` None when the projections only enter as
+            their sum, so it equals `d_x_proj`) and the direct gradients with
+            respect to the previous states, not counting the path through
+            `h_proj` (None entries where there are none).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no hand-derived gradient.")
+
+    def has_hand_gradient(self):
+        """Whether `step_gradient` is valid for this layer's configuration."""
+        return False
 
     def bias_initializer_for_build(self):
         """Initializer used for the fused bias; LSTM overrides it for the forget gate."""
@@ -306,7 +345,7 @@ class Recurrent(keras.layers.Layer):
                 mask = mask[0]
             mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]  # (time, batch, 1)
 
-        last_output, outputs, states = self._loop(x_proj, states, mask, recurrent_mask)
+        last_output, outputs, states = self._loop(x_proj, states, mask, recurrent_mask, training)
 
         if self.stateful:
             for variable, state in zip(self.states, states, strict=True):
@@ -329,52 +368,20 @@ class Recurrent(keras.layers.Layer):
         proj.set_shape([time_steps, batch, kernel.shape[-1]])
         return proj
 
-    def _loop(self, x_proj, states, mask, recurrent_mask):
+    def _loop(self, x_proj, states, mask, recurrent_mask, training):
         """Runs `step` over the time-major projection `x_proj`.
 
         Returns `(last_output, outputs, final_states)`; `outputs` is the
         time-major stack of outputs, or None without `return_sequences`.
         """
-        time_steps = tf.shape(x_proj)[0]
         recurrent_kernel = tf.cast(self.recurrent_kernel, self.compute_dtype)
-        inputs_ta = tf.TensorArray(
-            x_proj.dtype, size=time_steps, element_shape=x_proj.shape[1:]
-        ).unstack(x_proj)
-        mask_ta = None
-        if mask is not None:
-            mask_ta = tf.TensorArray(tf.bool, size=time_steps, element_shape=mask.shape[1:])
-            mask_ta = mask_ta.unstack(mask)
-        # Keras semantics: a masked step repeats the previous *output*, which
-        # starts at zeros (not at the initial state); states carry over.
-        output0 = tf.zeros_like(states[0])
-        # The output TensorArray is only a loop variable with return_sequences.
-        extra = ()
-        if self.return_sequences:
-            extra = (tf.TensorArray(x_proj.dtype, size=time_steps, element_shape=output0.shape),)
-
-        def body(t, prev_output, states, *extra):
-            h_prev = states[0] if recurrent_mask is None else states[0] * recurrent_mask
-            h_proj = tf.matmul(h_prev, recurrent_kernel)
-            output, new_states = self.step(inputs_ta.read(t), h_proj, states)
-            new_states = tuple(new_states)
-            if mask_ta is not None:
-                keep = mask_ta.read(t)
-                output = tf.where(keep, output, prev_output)
-                new_states = tuple(
-                    tf.where(keep, new, old) for new, old in zip(new_states, states, strict=True)
-                )
-            extra = tuple(ta.write(t, output) for ta in extra)
-            return (t + 1, output, new_states, *extra)
-
-        # maximum_iterations gives XLA a static trip-count bound for gradients.
-        result = tf.while_loop(
-            lambda t, *_: t < time_steps,
-            body,
-            (tf.constant(0, tf.int32), output0, tuple(states), *extra),
-            maximum_iterations=time_steps,
-        )
-        outputs = result[3].stack() if self.return_sequences else None
-        return result[1], outputs, result[2]
+        args = (x_proj, recurrent_kernel, states, mask, recurrent_mask, self.return_sequences)
+        if self.gradient == "hand" and self.has_hand_gradient():
+            # XLA fuses each step's element-wise work; worth its compile time
+            # only inside a traced training step, which runs many times.
+            jit = bool(training) and not tf.executing_eagerly()
+            return hand_gradient_loop(self.step, self.step_gradient, *args, jit_compile=jit)
+        return autodiff_loop(self.step, *args)
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch, time_steps = sequences_shape[0], sequences_shape[1]
@@ -411,5 +418,6 @@ class Recurrent(keras.layers.Layer):
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "stateful": self.stateful,
+            "gradient": self.gradient,
         }
         return {**super().get_config(), **config}

@@ -1,0 +1,288 @@
+"""The time loop of a recurrent layer, with two ways to differentiate it.
+
+Both loops run the same cell `step` over a time-major input projection:
+
+    z_t   = x_proj[t] + (h_{t-1} ⊙ m_h) @ U        (inside `step`)
+    out_t = step output, or out_{t-1} where the step is masked
+
+`autodiff_loop` leaves the backward pass to TensorFlow. TensorFlow's gradient
+of a `tf.while_loop` pushes every intermediate of the step onto a stack, pops
+them again on the way back, and forms the weight gradient `h_{t-1}ᵀ δz_t` as a
+small matrix product at every step.
+
+`hand_gradient_loop` is the same forward loop wrapped in `tf.custom_gradient`,
+with a backward pass through time written out here. The forward pass keeps
+only what the cell needs to recompute its gates (the recurrent projection and
+the previous states, per step). Walking back from t = T-1 to 0, each step runs
+the cell's hand-derived local gradient (`step_gradient`) and one matrix product,
+
+    δh_{t-1} += (δz_t @ Uᵀ) ⊙ m_h,
+
+and stores δz_t. After the loop the gradients for all steps come out of single
+large matrix products:
+
+    ∂L/∂x_proj = [δz_0 … δz_{T-1}]         ∂L/∂U = Σ_t (h_{t-1} ⊙ m_h)ᵀ δz_t,
+
+the latter computed as one `(units, T·batch) @ (T·batch, gates·units)` product.
+The input kernel and bias get their gradients from TensorFlow through the
+hoisted projection `x @ W + b`, which is already one matrix product.
+"""
+
+import tensorflow as tf
+
+
+def _time_array(tensor):
+    """A TensorArray over the leading (time) axis of `tensor`."""
+    array = tf.TensorArray(tensor.dtype, size=tf.shape(tensor)[0], element_shape=tensor.shape[1:])
+    return array.unstack(tensor)
+
+
+def _empty_array(time_steps, dtype, element_shape):
+    return tf.TensorArray(dtype, size=time_steps, element_shape=element_shape)
+
+
+def _masked(keep, new, old):
+    """Keras masking: a padded step keeps the previous value."""
+    return new if keep is None else tf.where(keep, new, old)
+
+
+def autodiff_loop(step, x_proj, recurrent_kernel, states, mask, recurrent_mask, return_sequences):
+    """Runs `step` over time; TensorFlow differentiates the loop.
+
+    Args:
+        step: `step(x_proj_t, h_proj_t, states) -> (output_t, new_states)`.
+        x_proj: `(time, batch, gates * units)` input projection.
+        recurrent_kernel: `(units, gates * units)` tensor `U`.
+        states: Tuple of initial states; `states[0]` is fed back through `U`.
+        mask: `(time, batch, 1)` booleans or None; False marks padding.
+        recurrent_mask: `(batch, units)` dropout mask for `h_{t-1}`, or None.
+        return_sequences: Whether to collect the output of every step.
+
+    Returns:
+        `(last_output, outputs, final_states)`; `outputs` is `(time, batch,
+        units)`, or None without `return_sequences`.
+    """
+    time_steps = tf.shape(x_proj)[0]
+    inputs = _time_array(x_proj)
+    keeps = None if mask is None else _time_array(mask)
+    # Keras semantics: a masked step repeats the previous *output*, which
+    # starts at zeros (not at the initial state); states carry over.
+    output0 = tf.zeros_like(states[0])
+    extra = (_empty_array(time_steps, output0.dtype, output0.shape),) if return_sequences else ()
+
+    def body(t, prev_output, states, *extra):
+        h_in = states[0] if recurrent_mask is None else states[0] * recurrent_mask
+        output, new_states = step(inputs.read(t), tf.matmul(h_in, recurrent_kernel), states)
+        keep = None if keeps is None else keeps.read(t)
+        output = _masked(keep, output, prev_output)
+        new_states = tuple(
+            _masked(keep, new, old) for new, old in zip(new_states, states, strict=True)
+        )
+        extra = tuple(array.write(t, output) for array in extra)
+        return (t + 1, output, new_states, *extra)
+
+    # maximum_iterations gives XLA a static trip-count bound for gradients.
+    result = tf.while_loop(
+        lambda t, *_: t < time_steps,
+        body,
+        (tf.constant(0, tf.int32), output0, tuple(states), *extra),
+        maximum_iterations=time_steps,
+    )
+    outputs = result[3].stack() if return_sequences else None
+    return result[1], outputs, result[2]
+
+
+def hand_gradient_loop(
+    step,
+    step_gradient,
+    x_proj,
+    recurrent_kernel,
+    states,
+    mask,
+    recurrent_mask,
+    return_sequences,
+    jit_compile=False,
+):
+    """`autodiff_loop` with the backward pass through time written out.
+
+    Args:
+        step: As for `autodiff_loop`. Its output must be its first new state
+            (`h_t`), as it is for every cell in this package.
+        step_gradient: `step_gradient(x_proj_t, h_proj_t, states, d_new_states)
+            -> (d_x_proj_t, d_h_proj_t, d_states)`: the cell's local gradient.
+            Given the gradient with respect to the step's new states, it returns
+            the gradients with respect to its two projections and the *direct*
+            gradients with respect to the previous states (those that do not
+            pass through `h_{t-1} @ U`; None where there are none).
+            `d_h_proj_t` is None when the two projections enter the cell only
+            through their sum, so both have the gradient `d_x_proj_t`.
+        jit_compile: Compile the forward and the backward loop with XLA, which
+            fuses each step's element-wise operations into a few kernels.
+        The other arguments and the return value are those of `autodiff_loop`.
+    """
+    forward, backward = _forward, _backward
+    if jit_compile:
+        forward = tf.function(_forward, jit_compile=True)
+        backward = tf.function(_backward, jit_compile=True)
+
+    @tf.custom_gradient
+    def run(x_proj, recurrent_kernel, *states):
+        last_output, outputs, final_states, saved = forward(
+            step, x_proj, recurrent_kernel, states, mask, recurrent_mask, return_sequences
+        )
+
+        def grad(d_last_output, *d_rest):
+            d_outputs = d_rest[0] if return_sequences else None
+            d_final_states = d_rest[1:] if return_sequences else d_rest
+            return backward(
+                step_gradient,
+                x_proj,
+                recurrent_kernel,
+                saved,
+                mask,
+                recurrent_mask,
+                _or_zeros(d_last_output, last_output),
+                d_outputs,
+                tuple(_or_zeros(d, s) for d, s in zip(d_final_states, final_states, strict=True)),
+            )
+
+        outputs = (outputs,) if return_sequences else ()
+        return (last_output, *outputs, *final_states), grad
+
+    result = run(x_proj, recurrent_kernel, *states)
+    outputs = result[1] if return_sequences else None
+    return result[0], outputs, tuple(result[len(result) - len(states) :])
+
+
+def _forward(step, x_proj, recurrent_kernel, states, mask, recurrent_mask, return_sequences):
+    """The loop of `autodiff_loop`, also returning what `_backward` needs.
+
+    Returns `(last_output, outputs, final_states, saved)`, where `saved` holds,
+    stacked over time, `h_{t-1} ⊙ m_h` (the input of U), `h_proj_t` and each
+    state before step t.
+    """
+    time_steps = tf.shape(x_proj)[0]
+    inputs = _time_array(x_proj)
+    keep_steps = None if mask is None else _time_array(mask)
+    output0 = tf.zeros_like(states[0])
+    saved = (
+        _empty_array(time_steps, output0.dtype, output0.shape),
+        _empty_array(time_steps, x_proj.dtype, x_proj.shape[1:]),
+        *(_empty_array(time_steps, s.dtype, s.shape) for s in states),
+    )
+    extra = (_empty_array(time_steps, output0.dtype, output0.shape),) if return_sequences else ()
+
+    def body(t, prev_output, states, saved, *extra):
+        h_in = states[0] if recurrent_mask is None else states[0] * recurrent_mask
+        h_proj = tf.matmul(h_in, recurrent_kernel)
+        output, new_states = step(inputs.read(t), h_proj, states)
+        keep = None if keep_steps is None else keep_steps.read(t)
+        output = _masked(keep, output, prev_output)
+        saved = tuple(
+            array.write(t, value)
+            for array, value in zip(saved, (h_in, h_proj, *states), strict=True)
+        )
+        new_states = tuple(
+            _masked(keep, new, old) for new, old in zip(new_states, states, strict=True)
+        )
+        extra = tuple(array.write(t, output) for array in extra)
+        return (t + 1, output, new_states, saved, *extra)
+
+    result = tf.while_loop(
+        lambda t, *_: t < time_steps,
+        body,
+        (tf.constant(0, tf.int32), output0, tuple(states), saved, *extra),
+        maximum_iterations=time_steps,
+    )
+    outputs = result[4].stack() if return_sequences else None
+    saved = tuple(array.stack() for array in result[3])
+    return result[1], outputs, result[2], saved
+
+
+def _or_zeros(gradient, like):
+    return tf.zeros_like(like) if gradient is None else gradient
+
+
+def _backward(
+    step_gradient,
+    x_proj,
+    recurrent_kernel,
+    saved,
+    mask,
+    recurrent_mask,
+    d_last_output,
+    d_outputs,
+    d_final_states,
+):
+    """Backpropagation through time for `hand_gradient_loop`.
+
+    Walks t = T-1 … 0 carrying δ(states) and, with masking, δ(output) (a
+    masked step passes both through unchanged). Returns the gradients with
+    respect to `x_proj`, `recurrent_kernel` and each initial state.
+    """
+    h_inputs, h_projs, *prev_states = saved
+    time_steps = tf.shape(x_proj)[0]
+    inputs = _time_array(x_proj)
+    h_proj_steps = _time_array(h_projs)
+    keep_steps = None if mask is None else _time_array(mask)
+    prev_state_steps = tuple(_time_array(s) for s in prev_states)
+    d_output_steps = None if d_outputs is None else _time_array(d_outputs)
+    d_x_projs = _empty_array(time_steps, x_proj.dtype, x_proj.shape[1:])
+    d_h_projs = _empty_array(time_steps, x_proj.dtype, x_proj.shape[1:])
+    # Set while tracing the body: whether the cell returned a separate gradient
+    # for the recurrent projection (a property of its Python code, not data).
+    separate_h_proj = []
+
+    def body(t, d_output, d_states, d_x_projs, d_h_projs):
+        if d_output_steps is not None:
+            d_output = d_output + d_output_steps.read(t)
+        keep = None if keep_steps is None else keep_steps.read(t)
+        states = tuple(steps.read(t) for steps in prev_state_steps)
+        if keep is None:
+            d_new = (d_states[0] + d_output, *d_states[1:])
+            d_output = tf.zeros_like(d_output)
+            d_passed = (None,) * len(d_states)
+        else:
+            zero = tf.zeros_like(d_output)
+            d_new = tuple(tf.where(keep, d, zero) for d in d_states)
+            d_new = (d_new[0] + tf.where(keep, d_output, zero), *d_new[1:])
+            d_passed = tuple(tf.where(keep, zero, d) for d in d_states)
+            d_output = tf.where(keep, zero, d_output)
+        d_x_proj, d_h_proj, d_direct = step_gradient(
+            inputs.read(t), h_proj_steps.read(t), states, d_new
+        )
+        d_x_projs = d_x_projs.write(t, d_x_proj)
+        if d_h_proj is None:
+            d_h_proj = d_x_proj
+        else:
+            d_h_projs = d_h_projs.write(t, d_h_proj)
+            separate_h_proj.append(True)
+        d_h_in = tf.matmul(d_h_proj, recurrent_kernel, transpose_b=True)
+        if recurrent_mask is not None:
+            d_h_in = d_h_in * recurrent_mask
+        d_through_u = (d_h_in, *(None,) * (len(d_states) - 1))
+        terms = zip(d_through_u, d_direct, d_passed, strict=True)
+        d_prev = tuple(_sum(parts, like) for parts, like in zip(terms, states, strict=True))
+        return t - 1, d_output, d_prev, d_x_projs, d_h_projs
+
+    result = tf.while_loop(
+        lambda t, *_: t >= 0,
+        body,
+        (time_steps - 1, d_last_output, tuple(d_final_states), d_x_projs, d_h_projs),
+        maximum_iterations=time_steps,
+    )
+    d_x_proj = result[3].stack()
+    d_h_proj = result[4].stack() if separate_h_proj else d_x_proj
+    units, width = recurrent_kernel.shape
+    d_recurrent_kernel = tf.matmul(
+        tf.reshape(h_inputs, [-1, units]), tf.reshape(d_h_proj, [-1, width]), transpose_a=True
+    )
+    return (d_x_proj, d_recurrent_kernel, *result[2])
+
+
+def _sum(terms, like):
+    """Adds the tensors among `terms`, skipping None; zeros if all are None."""
+    present = [term for term in terms if term is not None]
+    if not present:
+        return tf.zeros_like(like)
+    return tf.add_n(present) if len(present) > 1 else present[0]
