@@ -18,6 +18,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "LSTM": ("textpredict.layers", "LSTM"),
+    "PeepholeLSTM": ("textpredict.layers", "PeepholeLSTM"),
+    "CIFG": ("textpredict.layers", "CIFG"),
+    "GRU": ("textpredict.layers", "GRU"),
+    "SimpleRNN": ("textpredict.layers", "SimpleRNN"),
     "ModelConfig": ("textpredict.model", "ModelConfig"),
     "TrainingConfig": ("textpredict.training", "TrainingConfig"),
     "train": ("textpredict.training", "train"),

@@ -44,6 +44,9 @@ def quiet_tensorflow() -> None:
         os.close(saved)
 
 
+#: The keys of model.CELLS, written out so that --help does not import TensorFlow.
+CELL_NAMES = ("lstm", "peephole", "cifg", "gru", "rnn")
+
 MODEL_OPTION = click.option(
     "--model",
     "-m",
@@ -176,10 +179,11 @@ def main():
 @click.option("--overwrite", is_flag=True, help="Replace an existing model of that name.")
 @click.option(
     "--cell",
-    type=click.Choice(["lstm"]),
+    type=click.Choice(CELL_NAMES),
     default="lstm",
     show_default=True,
-    help="The recurrent layer.",
+    help="The recurrent layer: peephole is an LSTM with peepholes, cifg one with coupled "
+    "input and forget gates, rnn an Elman network.",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the corpus.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per update.")
@@ -425,3 +429,9 @@ def _format(result: dict) -> str:
     if "continuation" in result:
         lines.append(f"{result['text']} {result['continuation']}")
     return "\n".join(lines)
+
+
+# Registered last: the inspect commands use the option and error helpers above.
+from textpredict.inspect_cli import inspect  # noqa: E402
+
+main.add_command(inspect)

@@ -27,8 +27,15 @@ from textpredict import layers
 from textpredict.errors import ModelError, TextpredictError
 from textpredict.text import PAD_ID, Tokenizer
 
-CELLS: dict[str, type[keras.layers.Layer]] = {"lstm": layers.LSTM}
-"""Recurrent layers selectable with ``--cell``, by name."""
+CELLS: dict[str, type[keras.layers.Layer]] = {
+    "lstm": layers.LSTM,
+    "peephole": layers.PeepholeLSTM,
+    "cifg": layers.CIFG,
+    "gru": layers.GRU,
+    "rnn": layers.SimpleRNN,
+}
+"""Recurrent layers selectable with ``--cell``, by name. `build_language_model` passes
+them only arguments that all of them accept (`Recurrent`'s)."""
 
 MODELS_HOME_VARIABLE = "TEXTPREDICT_MODELS"
 DEFAULT_MODEL = "default"

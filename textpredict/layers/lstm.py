@@ -87,6 +87,8 @@ class LSTM(Recurrent):
     """
 
     gates = 4
+    #: Which `units`-wide block of the fused weights is the forget gate.
+    forget_gate = 1
 
     def __init__(
         self,
@@ -142,17 +144,17 @@ class LSTM(Recurrent):
         if not self.unit_forget_bias:
             return self.bias_initializer
         base, units = self.bias_initializer, self.units
+        before, after = self.forget_gate, self.gates - self.forget_gate - 1
 
-        # Same layout as Keras: [init(i), ones(f), init(c), init(o)].
+        # Same layout as Keras: [init(i), ones(f), init(c), init(o)]; the two
+        # calls of `base` (not one per gate) keep random initialisers equal to Keras's.
         def initializer(shape, dtype=None):
-            return tf.concat(
-                [
-                    base((units,), dtype=dtype),
-                    tf.ones((units,), dtype=dtype),
-                    base((2 * units,), dtype=dtype),
-                ],
-                axis=0,
-            )
+            parts = [
+                base((before * units,), dtype=dtype) if before else None,
+                tf.ones((units,), dtype=dtype),
+                base((after * units,), dtype=dtype) if after else None,
+            ]
+            return tf.concat([part for part in parts if part is not None], axis=0)
 
         return initializer
 
@@ -166,6 +168,12 @@ class LSTM(Recurrent):
         o = self.recurrent_activation(z_o)  # output gate
         h = o * self.activation(c)
         return h, (h, c)
+
+    def gate_values(self, x_proj, h_proj, states):
+        """The gates of one step by name, as `step` computes them (for inspection)."""
+        z_i, z_f, _, z_o = tf.split(x_proj + h_proj, 4, axis=-1)
+        gate = self.recurrent_activation
+        return {"forget": gate(z_f), "input": gate(z_i), "output": gate(z_o)}
 
     def has_hand_gradient(self):
         # The derivatives below are those of sigmoid and tanh.

@@ -66,7 +66,12 @@ class Recurrent(keras.layers.Layer):
 
     Subclasses set the class attribute `gates`, override `state_size` when the
     cell carries more than one state, and implement `step`. `state_size[0]` is
-    the state fed back through `recurrent_kernel`.
+    the state fed back through `recurrent_kernel`. A cell whose recurrent
+    projection needs a bias of its own, because the two projections do not
+    simply add up (GRU with the reset gate after the product), sets
+    `separate_recurrent_bias`: the bias is then `(2, gates * units)`, row 0
+    added to `x @ kernel` and row 1 to `h_{t-1} @ recurrent_kernel`, Keras's
+    layout for `GRU(reset_after=True)`.
 
     Args:
         units: Positive integer, dimensionality of the output space.
@@ -110,6 +115,8 @@ class Recurrent(keras.layers.Layer):
 
     #: Number of `units`-wide blocks in the fused weights; set by subclasses.
     gates = 1
+    #: Whether the bias has a second row for the recurrent projection.
+    separate_recurrent_bias = False
 
     def __init__(
         self,
@@ -200,7 +207,8 @@ class Recurrent(keras.layers.Layer):
             x_proj: `(batch, gates * units)`, `x_t @ kernel + bias` (input
                 dropout already applied to `x_t`).
             h_proj: `(batch, gates * units)`, `h_{t-1} @ recurrent_kernel`
-                (recurrent dropout already applied to `h_{t-1}`).
+                (recurrent dropout already applied to `h_{t-1}`), plus the
+                recurrent bias with `separate_recurrent_bias`.
             states: Tuple of the previous states, shaped as `state_size`.
 
         Returns:
@@ -241,6 +249,7 @@ class Recurrent(keras.layers.Layer):
                 f"Received: sequences.shape={tuple(sequences_shape)}"
             )
         width = self.gates * self.units
+        bias_shape = (2, width) if self.separate_recurrent_bias else (width,)
         self.kernel = self.add_weight(
             shape=(input_dim, width),
             name="kernel",
@@ -256,7 +265,7 @@ class Recurrent(keras.layers.Layer):
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
-                shape=(width,),
+                shape=bias_shape,
                 name="bias",
                 initializer=self.bias_initializer_for_build(),
                 regularizer=self.bias_regularizer,
@@ -339,7 +348,7 @@ class Recurrent(keras.layers.Layer):
         # Time-major before projecting: transposing x is cheaper than
         # transposing the gates-times-wider projection.
         x = tf.transpose(sequences, [1, 0, 2])
-        x_proj = self._project_inputs(x)
+        x_proj = self.project_inputs(x)
         if mask is not None:
             if isinstance(mask, (list, tuple)):
                 mask = mask[0]
@@ -356,17 +365,30 @@ class Recurrent(keras.layers.Layer):
             return [output, *states]
         return output
 
-    def _project_inputs(self, x):
-        """`x @ kernel + bias` for all steps at once, as one 2-D matrix product."""
+    def project_inputs(self, x):
+        """`x @ kernel + bias` for all steps of time-major `x` at once, as one 2-D
+        matrix product: `(time, batch, features)` → `(time, batch, gates * units)`."""
         time_steps, batch = x.shape[0], x.shape[1]
         shape = tf.shape(x)
         kernel = tf.cast(self.kernel, self.compute_dtype)
         flat = tf.matmul(tf.reshape(x, tf.stack([-1, shape[2]])), kernel)
         if self.bias is not None:
-            flat = tf.nn.bias_add(flat, tf.cast(self.bias, self.compute_dtype))
+            bias = self.bias[0] if self.separate_recurrent_bias else self.bias
+            flat = tf.nn.bias_add(flat, tf.cast(bias, self.compute_dtype))
         proj = tf.reshape(flat, tf.stack([shape[0], shape[1], kernel.shape[-1]]))
         proj.set_shape([time_steps, batch, kernel.shape[-1]])
         return proj
+
+    def recurrent_projection(self, h):
+        """`h @ recurrent_kernel` (plus the recurrent bias, for cells that have one).
+
+        What the time loop hands to `step` as `h_proj`; for code that runs the
+        cell one step at a time (see `textpredict.inspection`).
+        """
+        h_proj = tf.matmul(h, tf.cast(self.recurrent_kernel, self.compute_dtype))
+        if self.separate_recurrent_bias and self.bias is not None:
+            h_proj = tf.nn.bias_add(h_proj, tf.cast(self.bias[1], self.compute_dtype))
+        return h_proj
 
     def _loop(self, x_proj, states, mask, recurrent_mask, training):
         """Runs `step` over the time-major projection `x_proj`.
@@ -376,12 +398,20 @@ class Recurrent(keras.layers.Layer):
         """
         recurrent_kernel = tf.cast(self.recurrent_kernel, self.compute_dtype)
         args = (x_proj, recurrent_kernel, states, mask, recurrent_mask, self.return_sequences)
+        # A tensor read here, outside the loop: the hand-gradient loop takes it
+        # as an input and returns its gradient (tf.custom_gradient cannot
+        # differentiate variables read inside it).
+        recurrent_bias = None
+        if self.separate_recurrent_bias and self.bias is not None:
+            recurrent_bias = tf.cast(self.bias[1], self.compute_dtype)
         if self.gradient == "hand" and self.has_hand_gradient():
             # XLA fuses each step's element-wise work; worth its compile time
             # only inside a traced training step, which runs many times.
             jit = bool(training) and not tf.executing_eagerly()
-            return hand_gradient_loop(self.step, self.step_gradient, *args, jit_compile=jit)
-        return autodiff_loop(self.step, *args)
+            return hand_gradient_loop(
+                self.step, self.step_gradient, *args, recurrent_bias, jit_compile=jit
+            )
+        return autodiff_loop(self.step, *args, recurrent_bias)
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch, time_steps = sequences_shape[0], sequences_shape[1]

@@ -2,8 +2,11 @@
 
 Both loops run the same cell `step` over a time-major input projection:
 
-    z_t   = x_proj[t] + (h_{t-1} ⊙ m_h) @ U        (inside `step`)
-    out_t = step output, or out_{t-1} where the step is masked
+    h_proj_t = (h_{t-1} ⊙ m_h) @ U [+ b_U]
+    out_t    = step(x_proj[t], h_proj_t, states), or out_{t-1} where masked
+
+Most cells only add the two projections, z_t = x_proj[t] + h_proj_t; a GRU
+(reset gate after the product) also needs its own recurrent bias b_U there.
 
 `autodiff_loop` leaves the backward pass to TensorFlow. TensorFlow's gradient
 of a `tf.while_loop` pushes every intermediate of the step onto a stack, pops
@@ -23,7 +26,9 @@ large matrix products:
 
     ∂L/∂x_proj = [δz_0 … δz_{T-1}]         ∂L/∂U = Σ_t (h_{t-1} ⊙ m_h)ᵀ δz_t,
 
-the latter computed as one `(units, T·batch) @ (T·batch, gates·units)` product.
+the latter computed as one `(units, T·batch) @ (T·batch, gates·units)` product
+(with δh_proj_t in place of δz_t for a cell that returns it separately, and
+∂L/∂b_U = Σ_t Σ_batch δh_proj_t).
 The input kernel and bias get their gradients from TensorFlow through the
 hoisted projection `x @ W + b`, which is already one matrix product.
 """
@@ -46,7 +51,21 @@ def _masked(keep, new, old):
     return new if keep is None else tf.where(keep, new, old)
 
 
-def autodiff_loop(step, x_proj, recurrent_kernel, states, mask, recurrent_mask, return_sequences):
+def _recurrent_projection(h_in, recurrent_kernel, recurrent_bias):
+    h_proj = tf.matmul(h_in, recurrent_kernel)
+    return h_proj if recurrent_bias is None else tf.nn.bias_add(h_proj, recurrent_bias)
+
+
+def autodiff_loop(
+    step,
+    x_proj,
+    recurrent_kernel,
+    states,
+    mask,
+    recurrent_mask,
+    return_sequences,
+    recurrent_bias=None,
+):
     """Runs `step` over time; TensorFlow differentiates the loop.
 
     Args:
@@ -57,6 +76,8 @@ def autodiff_loop(step, x_proj, recurrent_kernel, states, mask, recurrent_mask, 
         mask: `(time, batch, 1)` booleans or None; False marks padding.
         recurrent_mask: `(batch, units)` dropout mask for `h_{t-1}`, or None.
         return_sequences: Whether to collect the output of every step.
+        recurrent_bias: `(gates * units,)` tensor added to `h_{t-1} @ U`, or
+            None.
 
     Returns:
         `(last_output, outputs, final_states)`; `outputs` is `(time, batch,
@@ -72,7 +93,8 @@ def autodiff_loop(step, x_proj, recurrent_kernel, states, mask, recurrent_mask, 
 
     def body(t, prev_output, states, *extra):
         h_in = states[0] if recurrent_mask is None else states[0] * recurrent_mask
-        output, new_states = step(inputs.read(t), tf.matmul(h_in, recurrent_kernel), states)
+        h_proj = _recurrent_projection(h_in, recurrent_kernel, recurrent_bias)
+        output, new_states = step(inputs.read(t), h_proj, states)
         keep = None if keeps is None else keeps.read(t)
         output = _masked(keep, output, prev_output)
         new_states = tuple(
@@ -101,6 +123,7 @@ def hand_gradient_loop(
     mask,
     recurrent_mask,
     return_sequences,
+    recurrent_bias=None,
     jit_compile=False,
 ):
     """`autodiff_loop` with the backward pass through time written out.
@@ -124,11 +147,16 @@ def hand_gradient_loop(
     if jit_compile:
         forward = tf.function(_forward, jit_compile=True)
         backward = tf.function(_backward, jit_compile=True)
+    # The recurrent bias, when there is one, is an explicit input of `run` (as
+    # are U and the states) so that `grad` can return its gradient.
+    biases = () if recurrent_bias is None else (recurrent_bias,)
 
     @tf.custom_gradient
-    def run(x_proj, recurrent_kernel, *states):
+    def run(x_proj, recurrent_kernel, *biases_and_states):
+        bias = biases_and_states[0] if biases else None
+        states = biases_and_states[len(biases) :]
         last_output, outputs, final_states, saved = forward(
-            step, x_proj, recurrent_kernel, states, mask, recurrent_mask, return_sequences
+            step, x_proj, recurrent_kernel, bias, states, mask, recurrent_mask, return_sequences
         )
 
         def grad(d_last_output, *d_rest):
@@ -138,6 +166,7 @@ def hand_gradient_loop(
                 step_gradient,
                 x_proj,
                 recurrent_kernel,
+                bool(biases),
                 saved,
                 mask,
                 recurrent_mask,
@@ -149,12 +178,14 @@ def hand_gradient_loop(
         outputs = (outputs,) if return_sequences else ()
         return (last_output, *outputs, *final_states), grad
 
-    result = run(x_proj, recurrent_kernel, *states)
+    result = run(x_proj, recurrent_kernel, *biases, *states)
     outputs = result[1] if return_sequences else None
     return result[0], outputs, tuple(result[len(result) - len(states) :])
 
 
-def _forward(step, x_proj, recurrent_kernel, states, mask, recurrent_mask, return_sequences):
+def _forward(
+    step, x_proj, recurrent_kernel, recurrent_bias, states, mask, recurrent_mask, return_sequences
+):
     """The loop of `autodiff_loop`, also returning what `_backward` needs.
 
     Returns `(last_output, outputs, final_states, saved)`, where `saved` holds,
@@ -174,7 +205,7 @@ def _forward(step, x_proj, recurrent_kernel, states, mask, recurrent_mask, retur
 
     def body(t, prev_output, states, saved, *extra):
         h_in = states[0] if recurrent_mask is None else states[0] * recurrent_mask
-        h_proj = tf.matmul(h_in, recurrent_kernel)
+        h_proj = _recurrent_projection(h_in, recurrent_kernel, recurrent_bias)
         output, new_states = step(inputs.read(t), h_proj, states)
         keep = None if keep_steps is None else keep_steps.read(t)
         output = _masked(keep, output, prev_output)
@@ -207,6 +238,7 @@ def _backward(
     step_gradient,
     x_proj,
     recurrent_kernel,
+    with_recurrent_bias,
     saved,
     mask,
     recurrent_mask,
@@ -218,7 +250,8 @@ def _backward(
 
     Walks t = T-1 … 0 carrying δ(states) and, with masking, δ(output) (a
     masked step passes both through unchanged). Returns the gradients with
-    respect to `x_proj`, `recurrent_kernel` and each initial state.
+    respect to `x_proj`, `recurrent_kernel`, the recurrent bias (only when
+    `with_recurrent_bias`) and each initial state.
     """
     h_inputs, h_projs, *prev_states = saved
     time_steps = tf.shape(x_proj)[0]
@@ -277,7 +310,8 @@ def _backward(
     d_recurrent_kernel = tf.matmul(
         tf.reshape(h_inputs, [-1, units]), tf.reshape(d_h_proj, [-1, width]), transpose_a=True
     )
-    return (d_x_proj, d_recurrent_kernel, *result[2])
+    d_bias = (tf.reduce_sum(d_h_proj, axis=[0, 1]),) if with_recurrent_bias else ()
+    return (d_x_proj, d_recurrent_kernel, *d_bias, *result[2])
 
 
 def _sum(terms, like):
