@@ -431,7 +431,9 @@ def _format(result: dict) -> str:
     return "\n".join(lines)
 
 
-# Registered last: the inspect commands use the option and error helpers above.
+# Registered last: these commands use the option and error helpers above.
+from textpredict.bench_cli import bench  # noqa: E402
 from textpredict.inspect_cli import inspect  # noqa: E402
 
 main.add_command(inspect)
+main.add_command(bench)

@@ -991,6 +991,12 @@ def _filler(rng: random.Random, n_words: int) -> list[str]:
     return out
 
 
+def neutral_filler(rng: random.Random, n_words: int) -> list[str]:
+    """Sentences with no country, person or pronoun, totalling ``n_words - 2`` to
+    ``n_words`` tokens: the distractor text between a cue and its target."""
+    return _filler(rng, n_words)
+
+
 class _Deck:
     """Draw countries per shape without replacement, reshuffling when a deck runs out.
 

@@ -61,3 +61,29 @@ def _save(figure: Figure, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     return path
+
+
+def plot_long_range(report, path: str | Path) -> Path:
+    """Top-1 accuracy against cue → target distance: one panel per kind, one line per cell.
+
+    `report` is a `textpredict.long_range.Report`; chance (dashed) and the unigram
+    baseline (dotted) are drawn in grey.
+    """
+    kinds = list(report.chance)
+    labels = [f"{low}-{high}" for low, high in report.settings.buckets]
+    x = np.arange(len(labels))
+    figure = Figure(figsize=(4 * len(kinds), 3.8), layout="constrained")
+    axes = figure.subplots(1, len(kinds), squeeze=False, sharey=True)[0]
+    for ax, kind in zip(axes, kinds, strict=True):
+        for i, result in enumerate(report.cells):
+            ax.plot(x, result.accuracy[kind], marker="o", color=f"C{i}", label=result.cell)
+        ax.axhline(report.chance[kind], color="grey", ls="--", lw=1, label="chance")
+        ax.axhline(report.unigram[kind], color="grey", ls=":", lw=1, label="unigram")
+        ax.set_title(kind.replace("_", " → "))
+        ax.set_xticks(x, labels)
+        ax.set_xlabel("distance (tokens)")
+        ax.set_ylim(0, 1.02)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("top-1 accuracy")
+    axes[-1].legend(fontsize="small", loc="lower left")
+    return _save(figure, path)
