@@ -64,31 +64,28 @@ class PeepholeLSTM(LSTM):
         self.output_peephole = peephole("output")
 
     def step(self, x_proj, h_proj, states):
-        _, c_prev = states
-        p_i, p_f, p_o = (
-            tf.cast(p, x_proj.dtype)
-            for p in (self.input_peephole, self.forget_peephole, self.output_peephole)
-        )
-        z_i, z_f, z_c, z_o = tf.split(x_proj + h_proj, 4, axis=-1)
-        i = self.recurrent_activation(z_i + p_i * c_prev)
-        f = self.recurrent_activation(z_f + p_f * c_prev)
-        c = f * c_prev + i * self.activation(z_c)
-        o = self.recurrent_activation(z_o + p_o * c)  # sees the new cell state
+        _, _, o, c = self._gates_and_cell(x_proj, h_proj, states)
         h = o * self.activation(c)
         return h, (h, c)
 
     def gate_values(self, x_proj, h_proj, states):
         """The gates of one step by name, as `step` computes them (for inspection)."""
+        i, f, o, _ = self._gates_and_cell(x_proj, h_proj, states)
+        return {"forget": f, "input": i, "output": o}
+
+    def _gates_and_cell(self, x_proj, h_proj, states):
+        """`(i_t, f_t, o_t, c_t)` of one step, with the peephole terms."""
         _, c_prev = states
         p_i, p_f, p_o = (
             tf.cast(p, x_proj.dtype)
             for p in (self.input_peephole, self.forget_peephole, self.output_peephole)
         )
         z_i, z_f, z_c, z_o = tf.split(x_proj + h_proj, 4, axis=-1)
-        i = self.recurrent_activation(z_i + p_i * c_prev)
-        f = self.recurrent_activation(z_f + p_f * c_prev)
-        c = f * c_prev + i * self.activation(z_c)
-        return {"forget": f, "input": i, "output": self.recurrent_activation(z_o + p_o * c)}
+        i = self.recurrent_activation(z_i + p_i * c_prev)  # input gate, sees c_{t-1}
+        f = self.recurrent_activation(z_f + p_f * c_prev)  # forget gate, sees c_{t-1}
+        c = f * c_prev + i * self.activation(z_c)  # cell-state update
+        o = self.recurrent_activation(z_o + p_o * c)  # output gate, sees the new c_t
+        return i, f, o, c
 
     def has_hand_gradient(self):
         return False  # see the class docstring
