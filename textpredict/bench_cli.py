@@ -4,11 +4,10 @@ Registered on the main command group by `textpredict.cli`.
 """
 
 import json
-from pathlib import Path
 
 import click
 
-from textpredict.cli import CELL_NAMES, user_errors
+from textpredict.cli import CELL_NAMES, cells_option, check_png, user_errors
 
 
 @click.group()
@@ -17,13 +16,7 @@ def bench():
 
 
 @bench.command("long-range")
-@click.option(
-    "--cell",
-    "cells",
-    multiple=True,
-    type=click.Choice(CELL_NAMES),
-    help="Cells to compare (repeatable). Default: all of them.",
-)
+@cells_option("Cells to compare (repeatable). Default: all of them.")
 @click.option("--quick", is_flag=True, help="A tiny run, in seconds (what the tests use).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
@@ -48,8 +41,7 @@ def long_range(cells, quick, seed, plot, as_json):
     from textpredict.long_range import QUICK, Settings, run
     from textpredict.plots import plot_long_range
 
-    if Path(plot).suffix.lower() != ".png":
-        raise click.BadParameter(f"{plot} is not a .png path", param_hint="--plot")
+    check_png(plot)
     settings = dataclasses.replace(QUICK if quick else Settings(), seed=seed)
     cells = list(cells or CELL_NAMES)
 

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -46,6 +47,20 @@ def quiet_tensorflow() -> None:
 
 #: The keys of model.CELLS, written out so that --help does not import TensorFlow.
 CELL_NAMES = ("lstm", "peephole", "cifg", "gru", "rnn")
+
+
+def cells_option(help_text: str):
+    """A repeatable `--cell` option, for commands that compare cells."""
+    return click.option(
+        "--cell", "cells", multiple=True, type=click.Choice(CELL_NAMES), help=help_text
+    )
+
+
+def check_png(path) -> None:
+    """Plots are PNG files: any other suffix is a usage error (exit status 2)."""
+    if Path(path).suffix.lower() != ".png":
+        raise click.BadParameter(f"{path} is not a .png path", param_hint="--plot")
+
 
 MODEL_OPTION = click.option(
     "--model",

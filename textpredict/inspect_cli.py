@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from textpredict.cli import CELL_NAMES, MODEL_OPTION, user_errors
+from textpredict.cli import CELL_NAMES, MODEL_OPTION, cells_option, check_png, user_errors
 
 #: The gaps the gradient table shows (those shorter than --steps).
 TABLE_GAPS = (1, 5, 10, 20, 50, 100)
@@ -16,8 +16,7 @@ TABLE_GAPS = (1, 5, 10, 20, 50, 100)
 
 def _png(path: str | None, default: Path) -> Path:
     path = Path(path) if path else default
-    if path.suffix.lower() != ".png":
-        raise click.BadParameter(f"{path} is not a .png path", param_hint="--plot")
+    check_png(path)
     return path
 
 
@@ -33,13 +32,7 @@ def inspect():
     default=None,
     help="Inspect this trained model's first recurrent layer instead of fresh cells.",
 )
-@click.option(
-    "--cell",
-    "cells",
-    multiple=True,
-    type=click.Choice(CELL_NAMES),
-    help="Freshly initialised cells to compare (repeatable). Default: all of them.",
-)
+@cells_option("Freshly initialised cells to compare (repeatable). Default: all of them.")
 @click.option("--steps", type=click.IntRange(min=2), default=60, show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--units", type=click.IntRange(min=1), default=128, show_default=True)

@@ -26,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from textpredict.default_corpus import COUNTRY_LANGUAGE, PRONOUNS, neutral_filler
-from textpredict.model import CELLS, ModelConfig, build_language_model
+from textpredict.layers import Recurrent
+from textpredict.model import ModelConfig, build_language_model
 from textpredict.text import PAD_ID, SPECIAL_IDS, Tokenizer, line_windows
 
 KINDS = ("country_language", "number_verb", "gender_pronoun")
@@ -155,10 +156,11 @@ def units_for_budget(cell: str, budget: int, input_dim: int) -> int:
 
 
 def recurrent_weights(network: keras.Model) -> int:
+    """Number of weights in the network's recurrent layers."""
     return sum(
         int(np.prod(w.shape))
         for layer in network.layers
-        if layer.name.startswith(tuple(CELLS))
+        if isinstance(layer, Recurrent)
         for w in layer.weights
     )
 

@@ -14,7 +14,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from textpredict.layers.time_loop import autodiff_loop, hand_gradient_loop
+from textpredict.layers.time_loop import (
+    autodiff_loop,
+    hand_gradient_loop,
+    project_recurrent,
+)
 
 #: How the time loop is differentiated: "hand" uses the cell's hand-derived
 #: backward pass when it has one (see `time_loop.hand_gradient_loop`),
@@ -385,10 +389,14 @@ class Recurrent(keras.layers.Layer):
         What the time loop hands to `step` as `h_proj`; for code that runs the
         cell one step at a time (see `textpredict.inspection`).
         """
-        h_proj = tf.matmul(h, tf.cast(self.recurrent_kernel, self.compute_dtype))
+        recurrent_kernel = tf.cast(self.recurrent_kernel, self.compute_dtype)
+        return project_recurrent(h, recurrent_kernel, self._recurrent_bias())
+
+    def _recurrent_bias(self):
+        """The bias added to `h @ recurrent_kernel`, or None (all cells but the GRU)."""
         if self.separate_recurrent_bias and self.bias is not None:
-            h_proj = tf.nn.bias_add(h_proj, tf.cast(self.bias[1], self.compute_dtype))
-        return h_proj
+            return tf.cast(self.bias[1], self.compute_dtype)
+        return None
 
     def _loop(self, x_proj, states, mask, recurrent_mask, training):
         """Runs `step` over the time-major projection `x_proj`.
@@ -401,9 +409,7 @@ class Recurrent(keras.layers.Layer):
         # A tensor read here, outside the loop: the hand-gradient loop takes it
         # as an input and returns its gradient (tf.custom_gradient cannot
         # differentiate variables read inside it).
-        recurrent_bias = None
-        if self.separate_recurrent_bias and self.bias is not None:
-            recurrent_bias = tf.cast(self.bias[1], self.compute_dtype)
+        recurrent_bias = self._recurrent_bias()
         if self.gradient == "hand" and self.has_hand_gradient():
             # XLA fuses each step's element-wise work; worth its compile time
             # only inside a traced training step, which runs many times.

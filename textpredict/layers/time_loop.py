@@ -51,7 +51,8 @@ def _masked(keep, new, old):
     return new if keep is None else tf.where(keep, new, old)
 
 
-def _recurrent_projection(h_in, recurrent_kernel, recurrent_bias):
+def project_recurrent(h_in, recurrent_kernel, recurrent_bias):
+    """`h_in @ U`, plus the recurrent bias when the cell has one: `step`'s `h_proj`."""
     h_proj = tf.matmul(h_in, recurrent_kernel)
     return h_proj if recurrent_bias is None else tf.nn.bias_add(h_proj, recurrent_bias)
 
@@ -83,35 +84,18 @@ def autodiff_loop(
         `(last_output, outputs, final_states)`; `outputs` is `(time, batch,
         units)`, or None without `return_sequences`.
     """
-    time_steps = tf.shape(x_proj)[0]
-    inputs = _time_array(x_proj)
-    keeps = None if mask is None else _time_array(mask)
-    # Keras semantics: a masked step repeats the previous *output*, which
-    # starts at zeros (not at the initial state); states carry over.
-    output0 = tf.zeros_like(states[0])
-    extra = (_empty_array(time_steps, output0.dtype, output0.shape),) if return_sequences else ()
-
-    def body(t, prev_output, states, *extra):
-        h_in = states[0] if recurrent_mask is None else states[0] * recurrent_mask
-        h_proj = _recurrent_projection(h_in, recurrent_kernel, recurrent_bias)
-        output, new_states = step(inputs.read(t), h_proj, states)
-        keep = None if keeps is None else keeps.read(t)
-        output = _masked(keep, output, prev_output)
-        new_states = tuple(
-            _masked(keep, new, old) for new, old in zip(new_states, states, strict=True)
-        )
-        extra = tuple(array.write(t, output) for array in extra)
-        return (t + 1, output, new_states, *extra)
-
-    # maximum_iterations gives XLA a static trip-count bound for gradients.
-    result = tf.while_loop(
-        lambda t, *_: t < time_steps,
-        body,
-        (tf.constant(0, tf.int32), output0, tuple(states), *extra),
-        maximum_iterations=time_steps,
+    last_output, outputs, final_states, _ = _forward(
+        step,
+        x_proj,
+        recurrent_kernel,
+        recurrent_bias,
+        states,
+        mask,
+        recurrent_mask,
+        return_sequences,
+        keep_for_backward=False,
     )
-    outputs = result[3].stack() if return_sequences else None
-    return result[1], outputs, result[2]
+    return last_output, outputs, final_states
 
 
 def hand_gradient_loop(
@@ -184,41 +168,54 @@ def hand_gradient_loop(
 
 
 def _forward(
-    step, x_proj, recurrent_kernel, recurrent_bias, states, mask, recurrent_mask, return_sequences
+    step,
+    x_proj,
+    recurrent_kernel,
+    recurrent_bias,
+    states,
+    mask,
+    recurrent_mask,
+    return_sequences,
+    keep_for_backward=True,
 ):
-    """The loop of `autodiff_loop`, also returning what `_backward` needs.
+    """The time loop of both `autodiff_loop` and `hand_gradient_loop`.
 
-    Returns `(last_output, outputs, final_states, saved)`, where `saved` holds,
-    stacked over time, `h_{t-1} ⊙ m_h` (the input of U), `h_proj_t` and each
-    state before step t.
+    Returns `(last_output, outputs, final_states, saved)`. With
+    `keep_for_backward`, `saved` holds what `_backward` needs, stacked over time:
+    `h_{t-1} ⊙ m_h` (the input of U), `h_proj_t` and each state before step t;
+    otherwise it is empty.
     """
     time_steps = tf.shape(x_proj)[0]
     inputs = _time_array(x_proj)
     keep_steps = None if mask is None else _time_array(mask)
+    # Keras semantics: a masked step repeats the previous *output*, which
+    # starts at zeros (not at the initial state); states carry over.
     output0 = tf.zeros_like(states[0])
-    saved = (
-        _empty_array(time_steps, output0.dtype, output0.shape),
-        _empty_array(time_steps, x_proj.dtype, x_proj.shape[1:]),
-        *(_empty_array(time_steps, s.dtype, s.shape) for s in states),
-    )
+    saved = ()
+    if keep_for_backward:
+        saved = (
+            _empty_array(time_steps, output0.dtype, output0.shape),
+            _empty_array(time_steps, x_proj.dtype, x_proj.shape[1:]),
+            *(_empty_array(time_steps, s.dtype, s.shape) for s in states),
+        )
     extra = (_empty_array(time_steps, output0.dtype, output0.shape),) if return_sequences else ()
 
     def body(t, prev_output, states, saved, *extra):
         h_in = states[0] if recurrent_mask is None else states[0] * recurrent_mask
-        h_proj = _recurrent_projection(h_in, recurrent_kernel, recurrent_bias)
+        h_proj = project_recurrent(h_in, recurrent_kernel, recurrent_bias)
         output, new_states = step(inputs.read(t), h_proj, states)
         keep = None if keep_steps is None else keep_steps.read(t)
         output = _masked(keep, output, prev_output)
-        saved = tuple(
-            array.write(t, value)
-            for array, value in zip(saved, (h_in, h_proj, *states), strict=True)
-        )
+        if saved:
+            values = (h_in, h_proj, *states)
+            saved = tuple(array.write(t, v) for array, v in zip(saved, values, strict=True))
         new_states = tuple(
             _masked(keep, new, old) for new, old in zip(new_states, states, strict=True)
         )
         extra = tuple(array.write(t, output) for array in extra)
         return (t + 1, output, new_states, saved, *extra)
 
+    # maximum_iterations gives XLA a static trip-count bound for gradients.
     result = tf.while_loop(
         lambda t, *_: t < time_steps,
         body,
