@@ -289,11 +289,20 @@ def test_every_cell_trains_completes_evaluates_and_exports(runner, trained_cell)
     assert wrote == f"Wrote {plot}" and plot.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_cell_choices_match_the_registered_layers():
-    from textpredict.model import CELLS
+def test_a_preset_needs_a_corpus(runner):
+    result = invoke(runner, "train", "--preset", "zaremba-small")
+    assert result.exit_code == 2 and "--preset zaremba-small needs --corpus" in result.output
 
-    choices = next(p for p in main.commands["train"].params if p.name == "cell").type.choices
-    assert list(choices) == list(CELLS)
+
+def test_cli_choices_match_the_library():
+    from textpredict.model import CELLS
+    from textpredict.text import TOKENIZATIONS
+
+    def choices(name):
+        return list(next(p for p in main.commands["train"].params if p.name == name).type.choices)
+
+    assert choices("cell") == list(CELLS)
+    assert choices("tokenization") == list(TOKENIZATIONS)
 
 
 def test_help_does_not_import_tensorflow():

@@ -1,7 +1,5 @@
 """The tokenizer, the punctuation policy, corpus checks and the window pipeline."""
 
-import itertools
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,7 +15,7 @@ from textpredict.text import (
     line_windows,
     read_lines,
     standardize,
-    training_windows,
+    stream_windows,
 )
 
 
@@ -107,14 +105,20 @@ def test_read_lines_selects_a_line_range(tmp_path):
     assert lines == ["two", "three"]
 
 
-def test_windows_are_shifted_by_one_and_cover_the_stream():
-    ids = tf.data.Dataset.range(1, 24)  # 23 ids, chunks of 5: 4 full windows
-    batches = list(training_windows(ids, seq_len=5, batch_size=3))
-    inputs = np.concatenate([x.numpy() for x, _ in batches])
-    targets = np.concatenate([y.numpy() for _, y in batches])
-    assert inputs.dtype == np.int32
-    np.testing.assert_array_equal(inputs.ravel(), np.arange(1, 21))
-    np.testing.assert_array_equal(targets.ravel(), np.arange(2, 22))
+def test_stream_windows_lay_the_stream_out_in_rows_that_continue_batch_to_batch():
+    ids = np.arange(1, 48)  # 47 ids, 3 rows of 15, windows of 4: 3 batches
+    batches = [(x.numpy(), y.numpy()) for x, y in stream_windows(ids, seq_len=4, batch_size=3)]
+    assert len(batches) == 3 and all(x.shape == (3, 4) for x, _ in batches)
+    assert batches[0][0].dtype == np.int32
+    rows = np.concatenate([x for x, _ in batches], axis=1)  # each row read left to right
+    np.testing.assert_array_equal(rows, [np.arange(1, 13), np.arange(16, 28), np.arange(31, 43)])
+    targets = np.concatenate([y for _, y in batches], axis=1)
+    np.testing.assert_array_equal(targets, rows + 1)
+
+
+def test_stream_windows_of_a_stream_too_short_for_a_batch_are_empty():
+    assert stream_windows(np.arange(1, 10), seq_len=4, batch_size=3).cardinality() == 0
+    assert stream_windows(np.arange(1, 3), seq_len=4, batch_size=3).cardinality() == 0
 
 
 def test_line_windows_read_each_line_after_eos_and_split_long_lines(tokenizer):
@@ -150,15 +154,16 @@ def test_line_windows_pad_with_zero_and_group_similar_lengths(tokenizer):
         np.testing.assert_array_equal(x.numpy() == PAD_ID, y.numpy() == PAD_ID)
 
 
-def test_shuffled_windows_are_repeatable_with_a_seed():
-    ids = tf.data.Dataset.range(1, 200)
-
-    def order(seed):
-        return [x.numpy()[:, 0].tolist() for x, _ in training_windows(ids, 4, 8, seed)]
-
-    assert order(3) == order(3)
-    assert order(3) != order(4)
-    assert sorted(itertools.chain(*order(3))) == list(range(1, 197, 4))
+def test_pretokenized_text_keeps_every_whitespace_token_exactly():
+    lines = ["mr. <unk> said N 's", "the U.S. , he said ."]
+    tokenizer = Tokenizer.adapt(lines, 100, tokenization="pretokenized")
+    words = tokenizer.detokenize(tokenizer.tokenize("mr. <unk> said N 's , U.S."))
+    assert words == "mr. <unk> said N 's , U.S."
+    stream = tokenizer.detokenize(id_array(tokenizer, tf.data.Dataset.from_tensor_slices(lines)))
+    assert stream == "mr. <unk> said N 's <eos> the U.S. , he said . <eos>"
+    # The standard policy would have changed all of that.
+    standard = Tokenizer.adapt(lines, 100)
+    assert standard.detokenize(standard.tokenize("mr. said N 's")) != "mr. said N 's"
 
 
 def test_corpus_files_expands_folders_and_skips_hidden_files(tmp_path):

@@ -45,8 +45,10 @@ def quiet_tensorflow() -> None:
         os.close(saved)
 
 
-#: The keys of model.CELLS, written out so that --help does not import TensorFlow.
+#: The keys of model.CELLS and presets.PRESETS, written out so that --help does not
+#: import TensorFlow (a test checks that they agree).
 CELL_NAMES = ("lstm", "peephole", "cifg", "gru", "rnn")
+PRESET_NAMES = ("zaremba-small", "zaremba-medium", "zaremba-large")
 
 
 def cells_option(help_text: str):
@@ -193,12 +195,18 @@ def main():
 @MODEL_OPTION
 @click.option("--overwrite", is_flag=True, help="Replace an existing model of that name.")
 @click.option(
+    "--preset",
+    type=click.Choice(PRESET_NAMES),
+    default=None,
+    help="Start from a named configuration; other options override its fields. "
+    "zaremba-small|medium|large: Zaremba et al. 2014 on Penn Treebank.",
+)
+@click.option(
     "--cell",
     type=click.Choice(CELL_NAMES),
-    default="lstm",
-    show_default=True,
+    default=None,
     help="The recurrent layer: peephole is an LSTM with peepholes, cifg one with coupled "
-    "input and forget gates, rnn an Elman network.",
+    "input and forget gates, rnn an Elman network.  [default: lstm]",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Passes over the corpus.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per update.")
@@ -213,7 +221,7 @@ def main():
     type=click.Choice(["lines", "stream"]),
     default=None,
     help="lines: each corpus line read from a fresh state (default); "
-    "stream: the corpus as one text, cut into windows.",
+    "stream: the corpus as one text, the state carried from window to window.",
 )
 @click.option("--units", type=click.IntRange(min=1), default=None, help="Recurrent state width.")
 @click.option("--layers", type=click.IntRange(min=1), default=None, help="Recurrent layers.")
@@ -225,6 +233,13 @@ def main():
     type=click.IntRange(min=3),
     default=None,
     help="Most frequent words kept, padding and [UNK] included.",
+)
+@click.option(
+    "--tokenization",
+    type=click.Choice(["standard", "pretokenized"]),
+    default=None,
+    help="standard: lower-case, sentence ends become <eos>, punctuation dropped (default); "
+    "pretokenized: the corpus is already tokenized, split on whitespace only.",
 )
 @click.option(
     "--dropout",
@@ -247,7 +262,13 @@ def main():
     "--learning-rate",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Adam step size.",
+    help="Step size (of the mean loss per token).",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["adam", "sgd"]),
+    default=None,
+    help="Adam, or plain stochastic gradient descent.  [default: adam]",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Same seed, same model.")
 @user_errors
@@ -257,6 +278,7 @@ def train(
     test,
     model,
     overwrite,
+    preset,
     cell,
     epochs,
     batch_size,
@@ -266,38 +288,42 @@ def train(
     layers,
     embedding_dim,
     vocabulary_size,
+    tokenization,
     dropout,
     recurrent_dropout,
     tie_embeddings,
     learning_rate,
+    optimizer,
     seed,
 ):
     """Train a model and write it to saved_models/NAME/."""
-    from textpredict.model import ModelConfig
-    from textpredict.training import TrainingConfig
+    from textpredict.presets import preset_configs
     from textpredict.training import train as train_model
 
-    model_config = ModelConfig(
-        **_given(
+    if preset and not corpus:
+        raise click.UsageError(f"--preset {preset} needs --corpus (see corpora/README.md)")
+    model_config, training_config = preset_configs(
+        preset,
+        _given(
             cell=cell,
             units=units,
             num_layers=layers,
             embedding_dim=embedding_dim,
             vocabulary_size=vocabulary_size,
+            tokenization=tokenization,
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             tie_embeddings=tie_embeddings,
-        )
-    )
-    training_config = TrainingConfig(
-        **_given(
+        ),
+        _given(
             epochs=epochs,
             batch_size=batch_size,
             seq_len=seq_len,
             sequences=sequences,
             learning_rate=learning_rate,
+            optimizer=optimizer,
             seed=seed,
-        )
+        ),
     )
     started = time.perf_counter()
     trained = train_model(

@@ -60,15 +60,19 @@ def split_data(
     """Checks every file and decides the split.
 
     With no corpus, the embedded default corpus and its own validation and test files.
+    A single folder holding ``train.txt`` and ``valid.txt`` (and ``test.txt``), or
+    Mikolov's ``ptb.train.txt`` … names, is read as those splits.
     With a corpus but no validation file, the last 10 % of its lines are held out:
     the first half of those for validation, the second for testing.
     """
     if not corpus:
         if not DEFAULT_CORPUS.is_dir():
             raise CorpusError(f"the default corpus is missing ({DEFAULT_CORPUS}); pass --corpus")
-        corpus = [DEFAULT_CORPUS / "train.txt"]
-        valid = valid or [DEFAULT_CORPUS / "valid.txt"]
-        test = test or [DEFAULT_CORPUS / "test.txt"]
+        corpus = [DEFAULT_CORPUS]
+    if len(corpus) == 1 and not valid and (parts := split_folder(Path(corpus[0]))):
+        corpus, valid = [parts["train"]], [parts["valid"]]
+        if not test and "test" in parts:
+            test = [parts["test"]]
     train_files = corpus_files(corpus)
     valid_files = corpus_files(valid) if valid else []
     test_files = corpus_files(test) if test else valid_files
@@ -81,3 +85,12 @@ def split_data(
     return DataSplit(
         train_files, train_files, train_files, (total - held, total - held // 2, total)
     )
+
+
+def split_folder(folder: Path) -> dict[str, Path]:
+    """``{"train": …, "valid": …[, "test": …]}`` if ``folder`` is a split corpus, else {}."""
+    for prefix in ("", "ptb."):
+        parts = {p: folder / f"{prefix}{p}.txt" for p in ("train", "valid", "test")}
+        if folder.is_dir() and parts["train"].is_file() and parts["valid"].is_file():
+            return {p: path for p, path in parts.items() if path.is_file()}
+    return {}

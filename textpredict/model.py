@@ -25,7 +25,7 @@ import keras
 
 from textpredict import layers
 from textpredict.errors import ModelError, TextpredictError
-from textpredict.text import PAD_ID, Tokenizer
+from textpredict.text import PAD_ID, TOKENIZATIONS, Tokenizer
 
 CELLS: dict[str, type[keras.layers.Layer]] = {
     "lstm": layers.LSTM,
@@ -54,6 +54,8 @@ class ModelConfig:
     dropout: float = 0.1  # on embeddings and between layers (Zaremba et al. 2014)
     recurrent_dropout: float = 0.0  # variational dropout on h_{t-1} (Gal & Ghahramani 2016)
     tie_embeddings: bool = False  # output layer reuses the embedding matrix (Press & Wolf 2017)
+    init_scale: float = 0.0  # > 0: every weight matrix uniform in ±init_scale (Zaremba et al.)
+    tokenization: str = "standard"  # "pretokenized": split on whitespace only (Penn Treebank)
 
     def __post_init__(self):
         check_choice("cell", self.cell, CELLS)
@@ -65,6 +67,9 @@ class ModelConfig:
             )
         for name in ("dropout", "recurrent_dropout"):
             check_fraction(name, getattr(self, name))
+        check_choice("tokenization", self.tokenization, TOKENIZATIONS)
+        if not isinstance(self.init_scale, int | float) or not 0 <= self.init_scale < 1:
+            raise TextpredictError(f"init_scale must be in [0, 1), got {self.init_scale!r}")
 
 
 def check_choice(name: str, value: Any, choices) -> None:
@@ -169,9 +174,16 @@ def build_language_model(
     def next_seed():  # a distinct, repeatable seed for each initialiser and dropout
         return None if seed is None else seed * 1000 + next(counter)
 
+    def initializer(default):  # Zaremba et al. draw every weight from one uniform range
+        if config.init_scale > 0:
+            limit = config.init_scale
+            return keras.initializers.RandomUniform(-limit, limit, seed=next_seed())
+        return default(seed=next_seed())
+
     ids = keras.Input(shape=(None,), batch_size=batch_size, dtype="int32", name="ids")
     mask = keras.ops.not_equal(ids, PAD_ID)
-    init = keras.initializers.RandomUniform(-0.1, 0.1, seed=next_seed())
+    scale = config.init_scale or 0.1
+    init = keras.initializers.RandomUniform(-scale, scale, seed=next_seed())
     if config.tie_embeddings:
         embedding = TiedEmbedding(vocabulary_size, config.embedding_dim, init, name="embedding")
     else:
@@ -186,8 +198,8 @@ def build_language_model(
             return_sequences=True,
             stateful=stateful,
             recurrent_dropout=config.recurrent_dropout,
-            kernel_initializer=keras.initializers.GlorotUniform(seed=next_seed()),
-            recurrent_initializer=keras.initializers.Orthogonal(seed=next_seed()),
+            kernel_initializer=initializer(keras.initializers.GlorotUniform),
+            recurrent_initializer=initializer(keras.initializers.Orthogonal),
             seed=next_seed(),
             name=f"{config.cell}_{i}",
         )
@@ -197,14 +209,14 @@ def build_language_model(
         if config.units != config.embedding_dim:
             x = keras.layers.Dense(
                 config.embedding_dim,
-                kernel_initializer=keras.initializers.GlorotUniform(seed=next_seed()),
+                kernel_initializer=initializer(keras.initializers.GlorotUniform),
                 name="projection",
             )(x)
         logits = embedding(x, reverse=True)
     else:
         logits = keras.layers.Dense(
             vocabulary_size,
-            kernel_initializer=keras.initializers.GlorotUniform(seed=next_seed()),
+            kernel_initializer=initializer(keras.initializers.GlorotUniform),
             name="logits",
         )(x)
     return keras.Model(ids, logits, name="language_model")  # (batch, time, vocab)
@@ -251,7 +263,7 @@ def load_model(name_or_path: str | Path) -> SavedModel:
     try:
         info = json.loads((path / "config.json").read_text(encoding="utf-8"))
         config = from_dict(ModelConfig, info.get("model", {}))
-        tokenizer = Tokenizer.load(path / "vocabulary.txt")
+        tokenizer = Tokenizer.load(path / "vocabulary.txt", config.tokenization)
         network = keras.saving.load_model(path / "model.keras", compile=False, safe_mode=True)
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise ModelError(f"cannot load the model in {path}: {error}") from None

@@ -15,6 +15,10 @@ because it is one TensorFlow function traced into each of them):
   Treebank is an ordinary word); every other character, commas, quotes, brackets,
   symbols and emoji included, separates words and is dropped.
 
+A corpus that is already tokenized, such as Penn Treebank, can skip this policy
+(``tokenization="pretokenized"``): its words are split on whitespace and kept exactly,
+case included, so perplexities are over the same tokens as the papers'.
+
 Token ids: 0 is padding and 1 is ``[UNK]`` (Keras's ``TextVectorization``
 convention); neither is ever offered as a completion.
 """
@@ -32,6 +36,7 @@ import tensorflow as tf
 from textpredict.errors import CorpusError
 
 EOS = "<eos>"
+TOKENIZATIONS = ("standard", "pretokenized")
 PAD_ID = 0
 UNK_ID = 1
 SPECIAL_IDS = (PAD_ID, UNK_ID)
@@ -61,6 +66,8 @@ class Tokenizer:
 
     Args:
         vocabulary: the tokens after padding and ``[UNK]``, most frequent first.
+        tokenization: ``"standard"``, the punctuation policy of this module, or
+            ``"pretokenized"``, whitespace splitting only.
 
     Example:
         >>> tokenizer = Tokenizer.adapt(["The sky is blue.", "The sea is blue."])
@@ -68,13 +75,19 @@ class Tokenizer:
         'the sea is blue'
     """
 
-    def __init__(self, vocabulary: Sequence[str]):
-        self._layer = make_vectorizer(vocabulary=[str(t) for t in vocabulary])
+    def __init__(self, vocabulary: Sequence[str], tokenization: str = "standard"):
+        self.tokenization = tokenization
+        self._layer = make_vectorizer(tokenization, vocabulary=[str(t) for t in vocabulary])
         self._tokens = [str(t) for t in self._layer.get_vocabulary()]
         self._ids = {token: i for i, token in enumerate(self._tokens)}
 
     @classmethod
-    def adapt(cls, lines: tf.data.Dataset | Iterable[str], max_tokens: int) -> Tokenizer:
+    def adapt(
+        cls,
+        lines: tf.data.Dataset | Iterable[str],
+        max_tokens: int,
+        tokenization: str = "standard",
+    ) -> Tokenizer:
         """Builds the vocabulary from corpus lines in one streaming pass.
 
         Each line ends a sentence, so ``<eos>`` is counted like any other word.
@@ -82,9 +95,9 @@ class Tokenizer:
         """
         if not isinstance(lines, tf.data.Dataset):
             lines = tf.data.Dataset.from_tensor_slices(tf.constant(list(lines), tf.string))
-        layer = make_vectorizer(max_tokens=max_tokens)
+        layer = make_vectorizer(tokenization, max_tokens=max_tokens)
         layer.adapt(lines.map(end_sentence).batch(4096).prefetch(tf.data.AUTOTUNE))
-        return cls(layer.get_vocabulary(include_special_tokens=False))
+        return cls(layer.get_vocabulary(include_special_tokens=False), tokenization)
 
     @property
     def layer(self) -> keras.layers.TextVectorization:
@@ -122,20 +135,29 @@ class Tokenizer:
         Path(path).write_text("".join(f"{t}\n" for t in self._tokens[2:]), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path) -> Tokenizer:
-        return cls(Path(path).read_text(encoding="utf-8").splitlines())
+    def load(cls, path: Path, tokenization: str = "standard") -> Tokenizer:
+        return cls(Path(path).read_text(encoding="utf-8").splitlines(), tokenization)
 
 
-def make_vectorizer(**kwargs) -> keras.layers.TextVectorization:
-    """The one ``TextVectorization`` configuration used everywhere."""
+def make_vectorizer(tokenization: str = "standard", **kwargs) -> keras.layers.TextVectorization:
+    """The ``TextVectorization`` layer of a tokenization (see the module docstring)."""
+    if tokenization not in TOKENIZATIONS:
+        raise ValueError(f"tokenization must be one of {TOKENIZATIONS}, got {tokenization!r}")
     return keras.layers.TextVectorization(
-        standardize=standardize, split="whitespace", output_mode="int", ragged=True, **kwargs
+        standardize=standardize if tokenization == "standard" else None,
+        split="whitespace",
+        output_mode="int",
+        ragged=True,
+        **kwargs,
     )
 
 
 def end_sentence(line: tf.Tensor) -> tf.Tensor:
-    """A corpus line ends a sentence: appending a period gives it one ``<eos>``."""
-    return tf.strings.join([line, " ."])
+    """A corpus line ends a sentence: it is followed by one ``<eos>``.
+
+    (The standard policy collapses a line's own final ``<eos>`` into this one.)
+    """
+    return tf.strings.join([line, " ", EOS])
 
 
 # --- reading corpora ---------------------------------------------------------------
@@ -303,35 +325,24 @@ def line_windows(
     return batches.map(fill_batch).prefetch(tf.data.AUTOTUNE)
 
 
-def training_windows(
-    ids: tf.data.Dataset,
-    seq_len: int,
-    batch_size: int,
-    shuffle_seed: int | None = None,
-    shuffle_buffer: int = 10_000,
-) -> tf.data.Dataset:
-    """Batches of ``(inputs, targets)`` windows cut from an id stream.
+def stream_windows(ids: np.ndarray, seq_len: int, batch_size: int) -> tf.data.Dataset:
+    """Batches for truncated backpropagation through time over one id stream.
 
-    The stream is cut into consecutive chunks of ``seq_len`` ids; the targets of a
-    chunk are its inputs shifted by one, the last one borrowed from the next chunk,
-    so every id but the first is a target exactly once per epoch:
-    ``inputs = ids[t : t+T]``, ``targets = ids[t+1 : t+T+1]``.
+    The stream is laid out as ``batch_size`` contiguous rows of ``n = len(ids) //
+    batch_size`` ids (the remainder dropped), and batch ``j`` is columns
+    ``[j·T, (j+1)·T)`` of every row, with the targets one column later:
+
+        inputs_j = rows[:, j·T : (j+1)·T],   targets_j = rows[:, j·T+1 : (j+1)·T+1]
+
+    so row ``r`` of batch ``j`` continues row ``r`` of batch ``j - 1``, and a stateful
+    network that carries its state from batch to batch reads each row as one text
+    (Zaremba et al. 2014's reader). Never shuffled: the order is the point.
     """
-    # The last, partial chunk is never an input, but lends its first id as a target.
-    chunks = ids.batch(seq_len)
-
-    def pair_with_next(previous, current):
-        targets = tf.concat([previous[1:], current[:1]], axis=0)
-        return current, (previous, targets)
-
-    empty = tf.zeros([0], dtype=ids.element_spec.dtype)
-    windows = chunks.scan(empty, pair_with_next).skip(1)
-    windows = windows.filter(lambda x, y: tf.shape(y)[0] == seq_len)
-    windows = windows.map(
-        lambda x, y: (tf.ensure_shape(x, [seq_len]), tf.ensure_shape(y, [seq_len]))
-    )
-    windows = windows.map(lambda x, y: (tf.cast(x, tf.int32), tf.cast(y, tf.int32)))
-    windows = with_known_length(windows.cache())
-    if shuffle_seed is not None:
-        windows = windows.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-    return windows.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ids = np.asarray(ids, np.int32)
+    row = len(ids) // batch_size
+    windows = max(0, (row - 1) // seq_len)
+    rows = ids[: batch_size * row].reshape(batch_size, row)
+    span = windows * seq_len
+    inputs = rows[:, :span].reshape(batch_size, windows, seq_len).transpose(1, 0, 2)
+    targets = rows[:, 1 : span + 1].reshape(batch_size, windows, seq_len).transpose(1, 0, 2)
+    return tf.data.Dataset.from_tensor_slices((inputs, targets))

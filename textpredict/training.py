@@ -34,9 +34,10 @@ from textpredict.model import (
     staging_directory,
     write_json,
 )
-from textpredict.text import PAD_ID, Tokenizer, line_windows, token_ids, training_windows
+from textpredict.text import PAD_ID, Tokenizer, id_array, line_windows, stream_windows
 
 SEQUENCES = ("lines", "stream")
+OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass
@@ -46,18 +47,41 @@ class TrainingConfig:
     epochs: int = 8  # passes over the training text
     batch_size: int = 16  # sequences per update: small, because updates teach long cues
     seq_len: int = 64  # tokens per sequence at most: the span of backpropagation through time
-    sequences: str = "lines"  # "lines": each line from a fresh state; "stream": one text
-    learning_rate: float = 5e-3  # Adam step size
-
-    clipnorm: float = 1.0  # global gradient norm clip (Pascanu et al. 2013)
+    # "lines": each line from a fresh state, shuffled; "stream": the corpus as one text in
+    # batch_size rows, the state carried from window to window (truncated BPTT)
+    sequences: str = "lines"
+    optimizer: str = "adam"  # "adam", or plain "sgd" as in Zaremba et al. 2014
+    learning_rate: float = 5e-3  # step size of the first epochs
+    lr_decay: float = 1.0  # the step size is multiplied by this every epoch ...
+    constant_epochs: int = 0  # ... after this many epochs at the initial step size
+    clipnorm: float | None = 1.0  # clip each weight's gradient to this norm (Keras's clipnorm)
+    global_clipnorm: float | None = None  # or clip all gradients jointly (Pascanu et al. 2013)
     seed: int = 0  # seeds initialisation, dropout and shuffling: same seed, same model
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "seq_len"):
             check_positive_int(name, getattr(self, name))
         check_choice("sequences", self.sequences, SEQUENCES)
-        if not self.learning_rate > 0 or not self.clipnorm > 0:
-            raise TextpredictError("learning_rate and clipnorm must be positive")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if not isinstance(self.constant_epochs, int) or self.constant_epochs < 0:
+            raise TextpredictError(
+                f"constant_epochs must be a non-negative integer, got {self.constant_epochs!r}"
+            )
+        if not self.learning_rate > 0 or not 0 < self.lr_decay <= 1:
+            raise TextpredictError("learning_rate must be positive and lr_decay in (0, 1]")
+        clips = [c for c in (self.clipnorm, self.global_clipnorm) if c is not None]
+        if len(clips) > 1 or not all(c > 0 for c in clips):
+            raise TextpredictError("give one positive clipnorm or global_clipnorm, not both")
+
+    def learning_rate_at(self, epoch: int) -> float:
+        """The step size of an epoch (counted from 0): ``lr · decay^max(0, epoch + 1 − n)``."""
+        return self.learning_rate * self.lr_decay ** max(0, epoch + 1 - self.constant_epochs)
+
+    def make_optimizer(self) -> keras.optimizers.Optimizer:
+        kind = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[self.optimizer]
+        return kind(
+            self.learning_rate, clipnorm=self.clipnorm, global_clipnorm=self.global_clipnorm
+        )
 
 
 def train(
@@ -95,23 +119,36 @@ def train(
     tf.config.experimental.enable_op_determinism()
 
     data = split_data(corpus, valid, test)
-    tokenizer = Tokenizer.adapt(data.lines("train"), model_config.vocabulary_size)
+    tokenizer = Tokenizer.adapt(
+        data.lines("train"), model_config.vocabulary_size, model_config.tokenization
+    )
     train_batches = batches(tokenizer, data.lines("train"), config, shuffle=True)
     if train_batches.cardinality() == 0:
         raise CorpusError(
-            f"the corpus is shorter than one training window ({config.seq_len + 1} tokens); "
-            "pass a larger corpus or a smaller --seq-len"
+            f"the corpus is shorter than one training window ({window_tokens(config)} tokens); "
+            "pass a larger corpus or a smaller --seq-len or --batch-size"
         )
     valid_batches = batches(tokenizer, data.lines("valid"), config, shuffle=False)
     if valid_batches.cardinality() == 0:
         raise CorpusError(
-            f"the validation text is shorter than one window ({config.seq_len + 1} tokens)"
+            f"the validation text is shorter than one window ({window_tokens(config)} tokens)"
         )
-    network = build_language_model(model_config, tokenizer.vocabulary_size, seed=config.seed)
+    # Truncated BPTT: the network keeps its state between batches, so it needs their size.
+    stateful = config.sequences == "stream"
+    network = build_language_model(
+        model_config,
+        tokenizer.vocabulary_size,
+        stateful=stateful,
+        batch_size=config.batch_size if stateful else None,
+        seed=config.seed,
+    )
     network.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+        optimizer=config.make_optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
     )
+    schedule = []
+    if config.lr_decay != 1:
+        schedule = [keras.callbacks.LearningRateScheduler(lambda e, _: config.learning_rate_at(e))]
     started = time.perf_counter()
     with staging_directory(target, overwrite) as staging:
         history = network.fit(
@@ -121,6 +158,8 @@ def train(
             shuffle=False,  # tf.data shuffles, with the seed
             verbose=verbose,
             callbacks=[
+                *([ResetStates()] if stateful else []),
+                *schedule,
                 PerplexityLogger(),
                 keras.callbacks.ModelCheckpoint(
                     staging / "model.keras", monitor="val_loss", save_best_only=True
@@ -136,6 +175,9 @@ def train(
                 "training diverged (the loss became NaN); try a lower --learning-rate"
             )
         best = keras.saving.load_model(staging / "model.keras", compile=False)
+        if stateful:  # the saved model reads prompts of any batch size from a fresh state
+            best = stateless_copy(best, model_config, tokenizer.vocabulary_size)
+            best.save(staging / "model.keras")
         evaluation = {
             part: evaluate_text(
                 best, model_config, tokenizer, data.lines(part), config.sequences, config.seq_len
@@ -165,12 +207,44 @@ def train(
     return load_model(target)
 
 
+class ResetStates(keras.callbacks.Callback):
+    """Zeroes a stateful network's carried state wherever its text starts over: at the
+    start of every epoch and of every validation pass."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        reset_states(self.model)
+
+    def on_test_begin(self, logs=None):
+        reset_states(self.model)
+
+
+def reset_states(network: keras.Model) -> None:
+    for layer in network.layers:
+        if getattr(layer, "stateful", False):
+            layer.reset_state()
+
+
+def stateless_copy(network: keras.Model, config: ModelConfig, vocabulary_size: int):
+    """The same weights in a network that starts every call from a zero state."""
+    copy = build_language_model(config, vocabulary_size)
+    copy.set_weights(network.get_weights())
+    return copy
+
+
+def window_tokens(config: TrainingConfig) -> int:
+    """The fewest tokens that make one training batch."""
+    if config.sequences == "stream":
+        return config.batch_size * (config.seq_len + 1)
+    return config.seq_len + 1
+
+
 def batches(
     tokenizer: Tokenizer, lines: tf.data.Dataset, config: TrainingConfig, shuffle: bool
 ) -> tf.data.Dataset:
     """The ``(inputs, targets)`` batches of a text, cut as ``config.sequences`` says."""
-    seed = config.seed if shuffle else None
     if config.sequences == "lines":
+        seed = config.seed if shuffle else None
         return line_windows(tokenizer, lines, config.seq_len, config.batch_size, seed)
-    ids = token_ids(tokenizer, lines)
-    return training_windows(ids, config.seq_len, config.batch_size, seed)
+    ids = id_array(tokenizer, lines)
+    windows = stream_windows(ids, config.seq_len, config.batch_size)
+    return windows.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,57 @@
+"""The speed benchmarks run, count FLOPs right, and report every contender."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def lstm_step():
+    return load("lstm_step")
+
+
+def test_step_flops_are_three_times_the_forward_matrix_products(lstm_step):
+    batch, steps, features, units = 2, 3, 5, 7
+    for gates in (4, 3, 1):
+        # x @ W: (T·B, D)·(D, gU) once; h @ U: (B, U)·(U, gU) at every step; 2 FLOPs a term
+        forward = 2 * (steps * batch) * features * gates * units
+        forward += steps * 2 * batch * units * gates * units
+        assert lstm_step.step_flops(batch, steps, features, units, gates) == 3 * forward
+
+
+def test_every_contender_takes_a_real_training_step(lstm_step):
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 3, 4)), tf.float32)
+    for name, (cls, _) in lstm_step.CELLS.items():
+        layer = cls(5, return_sequences=True)
+        step = lstm_step.keras_step(layer, x, jit=False)
+        before = [w.numpy().copy() for w in layer.trainable_weights]
+        step()
+        after = layer.trainable_weights
+        assert all(not np.array_equal(b, a.numpy()) for b, a in zip(before, after, strict=True)), (
+            name
+        )
+
+
+def test_the_report_has_every_contender_and_the_ratios(lstm_step, monkeypatch, capsys):
+    monkeypatch.setattr(lstm_step, "SHAPES", {"tiny": (2, 3, 4, 5)})
+    assert lstm_step.main(["--rounds", "1", "--seconds", "0.01", "--no-torch"]) == 0
+    output = capsys.readouterr().out
+    assert "tiny: batch 2, 3 steps, 4 inputs, 5 units" in output
+    for name in [*(f"textpredict.{c}" for c in lstm_step.CELLS), "keras.LSTM", "keras.LSTM xla"]:
+        assert f"  {name} " in output
+    header = next(line for line in output.splitlines() if "contender" in line)
+    assert "vs keras" in header and "vs torch" not in header  # no PyTorch, no column
