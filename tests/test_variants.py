@@ -21,7 +21,7 @@ from textpredict.layers import CIFG, GRU, LSTM, PeepholeLSTM, SimpleRNN
 BATCH, TIME, FEATURES, UNITS = 3, 5, 4, 6
 TOL = 1e-5
 VARIANTS = [PeepholeLSTM, CIFG, GRU, SimpleRNN]
-HAND_GRADIENT = [CIFG, GRU, SimpleRNN]
+HAND_GRADIENT = [PeepholeLSTM, CIFG, GRU, SimpleRNN]
 STATES = {PeepholeLSTM: 2, CIFG: 2, GRU: 1, SimpleRNN: 1}
 
 
@@ -174,7 +174,7 @@ def test_peephole_weights_and_default_initializer():
     ]
     for weight in layer.weights[3:]:
         np.testing.assert_array_equal(weight.numpy(), 0.0)
-    assert not layer.has_hand_gradient()  # trains through autodiff
+    assert layer.has_hand_gradient()
     assert isinstance(layer, LSTM)
 
 
@@ -423,9 +423,8 @@ def test_hand_gradient_only_for_the_activations_it_derives():
     for cls in HAND_GRADIENT:
         assert cls(UNITS).has_hand_gradient()
         assert not cls(UNITS, activation="relu").has_hand_gradient()
-    for cls in (CIFG, GRU):
+    for cls in (PeepholeLSTM, CIFG, GRU):
         assert not cls(UNITS, recurrent_activation="hard_sigmoid").has_hand_gradient()
-    assert not PeepholeLSTM(UNITS).has_hand_gradient()
 
 
 def test_gru_jit_compile_with_unknown_batch_and_time(rng):

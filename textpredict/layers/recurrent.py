@@ -204,7 +204,7 @@ class Recurrent(keras.layers.Layer):
         """Width of the per-step output (the first state, h)."""
         return self.state_size[0]
 
-    def step(self, x_proj, h_proj, states):
+    def step(self, x_proj, h_proj, states, *params):
         """Computes one time step. The hook every variant overrides.
 
         Args:
@@ -214,17 +214,19 @@ class Recurrent(keras.layers.Layer):
                 (recurrent dropout already applied to `h_{t-1}`), plus the
                 recurrent bias with `separate_recurrent_bias`.
             states: Tuple of the previous states, shaped as `state_size`.
+            *params: The tensors of `cell_parameters()` (none for most cells);
+                a cell called without them reads its own weights.
 
         Returns:
             `(output_t, new_states)` with `new_states` shaped like `states`.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement `step`.")
 
-    def step_gradient(self, x_proj, h_proj, states, d_new_states):
+    def step_gradient(self, x_proj, h_proj, states, d_new_states, *params):
         """The hand-derived local gradient of `step`, for the fast backward pass.
 
         Args:
-            x_proj, h_proj, states: The arguments `step` received.
+            x_proj, h_proj, states, params: The arguments `step` received.
             d_new_states: Tuple, gradient of the loss with respect to each of
                 the new states `step` returned.
 
@@ -233,13 +235,20 @@ class Recurrent(keras.layers.Layer):
             projections (`d_h_proj` None when the projections only enter as
             their sum, so it equals `d_x_proj`) and the direct gradients with
             respect to the previous states, not counting the path through
-            `h_proj` (None entries where there are none).
+            `h_proj` (None entries where there are none); with `params`, a
+            fourth item: this step's gradient of each param.
         """
         raise NotImplementedError(f"{type(self).__name__} has no hand-derived gradient.")
 
     def has_hand_gradient(self):
         """Whether `step_gradient` is valid for this layer's configuration."""
         return False
+
+    def cell_parameters(self):
+        """Weights that `step` uses besides the fused kernels and bias, as tensors
+        read once before the time loop (so the hand-derived backward pass can
+        return their gradients). None for most cells."""
+        return ()
 
     def bias_initializer_for_build(self):
         """Initializer used for the fused bias; LSTM overrides it for the forget gate."""
@@ -415,9 +424,14 @@ class Recurrent(keras.layers.Layer):
             # only inside a traced training step, which runs many times.
             jit = bool(training) and not tf.executing_eagerly()
             return hand_gradient_loop(
-                self.step, self.step_gradient, *args, recurrent_bias, jit_compile=jit
+                self.step,
+                self.step_gradient,
+                *args,
+                recurrent_bias,
+                params=self.cell_parameters(),
+                jit_compile=jit,
             )
-        return autodiff_loop(self.step, *args, recurrent_bias)
+        return autodiff_loop(self.step, *args, recurrent_bias, params=self.cell_parameters())
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch, time_steps = sequences_shape[0], sequences_shape[1]

@@ -3,10 +3,12 @@
 Both loops run the same cell `step` over a time-major input projection:
 
     h_proj_t = (h_{t-1} ⊙ m_h) @ U [+ b_U]
-    out_t    = step(x_proj[t], h_proj_t, states), or out_{t-1} where masked
+    out_t    = step(x_proj[t], h_proj_t, states, *params), or out_{t-1} where masked
 
 Most cells only add the two projections, z_t = x_proj[t] + h_proj_t; a GRU
 (reset gate after the product) also needs its own recurrent bias b_U there.
+`params` are a cell's own weights used inside the step (a peephole LSTM's
+diagonal peepholes), read once before the loop.
 
 `autodiff_loop` leaves the backward pass to TensorFlow. TensorFlow's gradient
 of a `tf.while_loop` pushes every intermediate of the step onto a stack, pops
@@ -28,7 +30,8 @@ large matrix products:
 
 the latter computed as one `(units, T·batch) @ (T·batch, gates·units)` product
 (with δh_proj_t in place of δz_t for a cell that returns it separately, and
-∂L/∂b_U = Σ_t Σ_batch δh_proj_t).
+∂L/∂b_U = Σ_t Σ_batch δh_proj_t). The gradients of `params` are summed
+over the steps inside the loop, from the per-step terms `step_gradient` returns.
 The input kernel and bias get their gradients from TensorFlow through the
 hoisted projection `x @ W + b`, which is already one matrix product.
 """
@@ -66,11 +69,12 @@ def autodiff_loop(
     recurrent_mask,
     return_sequences,
     recurrent_bias=None,
+    params=(),
 ):
     """Runs `step` over time; TensorFlow differentiates the loop.
 
     Args:
-        step: `step(x_proj_t, h_proj_t, states) -> (output_t, new_states)`.
+        step: `step(x_proj_t, h_proj_t, states, *params) -> (output_t, new_states)`.
         x_proj: `(time, batch, gates * units)` input projection.
         recurrent_kernel: `(units, gates * units)` tensor `U`.
         states: Tuple of initial states; `states[0]` is fed back through `U`.
@@ -79,6 +83,7 @@ def autodiff_loop(
         return_sequences: Whether to collect the output of every step.
         recurrent_bias: `(gates * units,)` tensor added to `h_{t-1} @ U`, or
             None.
+        params: Tuple of the cell's other weight tensors, passed on to `step`.
 
     Returns:
         `(last_output, outputs, final_states)`; `outputs` is `(time, batch,
@@ -93,6 +98,7 @@ def autodiff_loop(
         mask,
         recurrent_mask,
         return_sequences,
+        params,
         keep_for_backward=False,
     )
     return last_output, outputs, final_states
@@ -108,6 +114,7 @@ def hand_gradient_loop(
     recurrent_mask,
     return_sequences,
     recurrent_bias=None,
+    params=(),
     jit_compile=False,
 ):
     """`autodiff_loop` with the backward pass through time written out.
@@ -115,14 +122,16 @@ def hand_gradient_loop(
     Args:
         step: As for `autodiff_loop`. Its output must be its first new state
             (`h_t`), as it is for every cell in this package.
-        step_gradient: `step_gradient(x_proj_t, h_proj_t, states, d_new_states)
-            -> (d_x_proj_t, d_h_proj_t, d_states)`: the cell's local gradient.
+        step_gradient: `step_gradient(x_proj_t, h_proj_t, states, d_new_states,
+            *params) -> (d_x_proj_t, d_h_proj_t, d_states[, d_params])`: the
+            cell's local gradient.
             Given the gradient with respect to the step's new states, it returns
             the gradients with respect to its two projections and the *direct*
             gradients with respect to the previous states (those that do not
             pass through `h_{t-1} @ U`; None where there are none).
             `d_h_proj_t` is None when the two projections enter the cell only
             through their sum, so both have the gradient `d_x_proj_t`.
+            With `params`, it also returns this step's gradient of each.
         jit_compile: Compile the forward and the backward loop with XLA, which
             fuses each step's element-wise operations into a few kernels.
         The other arguments and the return value are those of `autodiff_loop`.
@@ -131,16 +140,26 @@ def hand_gradient_loop(
     if jit_compile:
         forward = tf.function(_forward, jit_compile=True)
         backward = tf.function(_backward, jit_compile=True)
-    # The recurrent bias, when there is one, is an explicit input of `run` (as
-    # are U and the states) so that `grad` can return its gradient.
+    # The recurrent bias and the cell's params are explicit inputs of `run` (as
+    # are U and the states) so that `grad` can return their gradients.
     biases = () if recurrent_bias is None else (recurrent_bias,)
+    params = tuple(params)
 
     @tf.custom_gradient
-    def run(x_proj, recurrent_kernel, *biases_and_states):
-        bias = biases_and_states[0] if biases else None
-        states = biases_and_states[len(biases) :]
+    def run(x_proj, recurrent_kernel, *extras):
+        bias = extras[0] if biases else None
+        cell_params = extras[len(biases) : len(biases) + len(params)]
+        states = extras[len(biases) + len(params) :]
         last_output, outputs, final_states, saved = forward(
-            step, x_proj, recurrent_kernel, bias, states, mask, recurrent_mask, return_sequences
+            step,
+            x_proj,
+            recurrent_kernel,
+            bias,
+            states,
+            mask,
+            recurrent_mask,
+            return_sequences,
+            cell_params,
         )
 
         def grad(d_last_output, *d_rest):
@@ -157,12 +176,13 @@ def hand_gradient_loop(
                 _or_zeros(d_last_output, last_output),
                 d_outputs,
                 tuple(_or_zeros(d, s) for d, s in zip(d_final_states, final_states, strict=True)),
+                cell_params,
             )
 
         outputs = (outputs,) if return_sequences else ()
         return (last_output, *outputs, *final_states), grad
 
-    result = run(x_proj, recurrent_kernel, *biases, *states)
+    result = run(x_proj, recurrent_kernel, *biases, *params, *states)
     outputs = result[1] if return_sequences else None
     return result[0], outputs, tuple(result[len(result) - len(states) :])
 
@@ -176,6 +196,7 @@ def _forward(
     mask,
     recurrent_mask,
     return_sequences,
+    params=(),
     keep_for_backward=True,
 ):
     """The time loop of both `autodiff_loop` and `hand_gradient_loop`.
@@ -203,7 +224,7 @@ def _forward(
     def body(t, prev_output, states, saved, *extra):
         h_in = states[0] if recurrent_mask is None else states[0] * recurrent_mask
         h_proj = project_recurrent(h_in, recurrent_kernel, recurrent_bias)
-        output, new_states = step(inputs.read(t), h_proj, states)
+        output, new_states = step(inputs.read(t), h_proj, states, *params)
         keep = None if keep_steps is None else keep_steps.read(t)
         output = _masked(keep, output, prev_output)
         if saved:
@@ -242,13 +263,14 @@ def _backward(
     d_last_output,
     d_outputs,
     d_final_states,
+    params=(),
 ):
     """Backpropagation through time for `hand_gradient_loop`.
 
-    Walks t = T-1 … 0 carrying δ(states) and, with masking, δ(output) (a
-    masked step passes both through unchanged). Returns the gradients with
-    respect to `x_proj`, `recurrent_kernel`, the recurrent bias (only when
-    `with_recurrent_bias`) and each initial state.
+    Walks t = T-1 … 0 carrying δ(states), the sums of δ(params) and, with
+    masking, δ(output) (a masked step passes both through unchanged). Returns
+    the gradients with respect to `x_proj`, `recurrent_kernel`, the recurrent
+    bias (only when `with_recurrent_bias`), each param and each initial state.
     """
     h_inputs, h_projs, *prev_states = saved
     time_steps = tf.shape(x_proj)[0]
@@ -263,7 +285,7 @@ def _backward(
     # for the recurrent projection (a property of its Python code, not data).
     separate_h_proj = []
 
-    def body(t, d_output, d_states, d_x_projs, d_h_projs):
+    def body(t, d_output, d_states, d_params, d_x_projs, d_h_projs):
         if d_output_steps is not None:
             d_output = d_output + d_output_steps.read(t)
         keep = None if keep_steps is None else keep_steps.read(t)
@@ -278,9 +300,10 @@ def _backward(
             d_new = (d_new[0] + tf.where(keep, d_output, zero), *d_new[1:])
             d_passed = tuple(tf.where(keep, zero, d) for d in d_states)
             d_output = tf.where(keep, zero, d_output)
-        d_x_proj, d_h_proj, d_direct = step_gradient(
-            inputs.read(t), h_proj_steps.read(t), states, d_new
-        )
+        local = step_gradient(inputs.read(t), h_proj_steps.read(t), states, d_new, *params)
+        d_x_proj, d_h_proj, d_direct = local[:3]
+        if params:  # a masked step's zero δ(new states) adds nothing here
+            d_params = tuple(total + d for total, d in zip(d_params, local[3], strict=True))
         d_x_projs = d_x_projs.write(t, d_x_proj)
         if d_h_proj is None:
             d_h_proj = d_x_proj
@@ -293,22 +316,23 @@ def _backward(
         d_through_u = (d_h_in, *(None,) * (len(d_states) - 1))
         terms = zip(d_through_u, d_direct, d_passed, strict=True)
         d_prev = tuple(_sum(parts, like) for parts, like in zip(terms, states, strict=True))
-        return t - 1, d_output, d_prev, d_x_projs, d_h_projs
+        return t - 1, d_output, d_prev, d_params, d_x_projs, d_h_projs
 
+    d_params = tuple(tf.zeros_like(p) for p in params)
     result = tf.while_loop(
         lambda t, *_: t >= 0,
         body,
-        (time_steps - 1, d_last_output, tuple(d_final_states), d_x_projs, d_h_projs),
+        (time_steps - 1, d_last_output, tuple(d_final_states), d_params, d_x_projs, d_h_projs),
         maximum_iterations=time_steps,
     )
-    d_x_proj = result[3].stack()
-    d_h_proj = result[4].stack() if separate_h_proj else d_x_proj
+    d_x_proj = result[4].stack()
+    d_h_proj = result[5].stack() if separate_h_proj else d_x_proj
     units, width = recurrent_kernel.shape
     d_recurrent_kernel = tf.matmul(
         tf.reshape(h_inputs, [-1, units]), tf.reshape(d_h_proj, [-1, width]), transpose_a=True
     )
     d_bias = (tf.reduce_sum(d_h_proj, axis=[0, 1]),) if with_recurrent_bias else ()
-    return (d_x_proj, d_recurrent_kernel, *d_bias, *result[2])
+    return (d_x_proj, d_recurrent_kernel, *d_bias, *result[3], *result[2])
 
 
 def _sum(terms, like):
