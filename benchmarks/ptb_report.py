@@ -31,20 +31,23 @@ def report(path: Path, preset: str | None) -> str:
         f"model: {model}",
         f"training: {training}",
         "",
-        f"{'epoch':>5} {'learning rate':>14} {'train ppl':>10} {'valid ppl':>10}",
+        f"{'epoch':>5} {'learning rate':>14} {'train ppl':>10} {'valid ppl':>10} {'seconds':>8}",
     ]
     steps = training["seq_len"] if training["optimizer"] == "sgd" else 1
-    for epoch, (lr, train, valid) in enumerate(
+    epochs = len(history["loss"])
+    for epoch, (lr, train, valid, seconds) in enumerate(
         zip(
-            history.get("learning_rate", [training["learning_rate"]] * len(history["loss"])),
+            history.get("learning_rate", [training["learning_rate"]] * epochs),
             history["perplexity"],
             history["val_perplexity"],
+            history.get("epoch_seconds", [float("nan")] * epochs),
             strict=True,
         ),
         start=1,
     ):
         # SGD presets state lr per window-summed loss, as the paper does (see presets.py)
-        lines.append(f"{epoch:>5} {lr / steps:>14.4g} {train:>10.2f} {valid:>10.2f}")
+        row = f"{epoch:>5} {lr / steps:>14.4g} {train:>10.2f} {valid:>10.2f} {seconds:>8.0f}"
+        lines.append(row)
     valid, test = metrics["valid"], metrics["test"]
     lines += [
         "",

@@ -160,6 +160,7 @@ def train(
             callbacks=[
                 *([ResetStates()] if stateful else []),
                 *schedule,
+                EpochTimer(),
                 PerplexityLogger(),
                 keras.callbacks.ModelCheckpoint(
                     staging / "model.keras", monitor="val_loss", save_best_only=True
@@ -205,6 +206,17 @@ def train(
             },
         )
     return load_model(target)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds ``epoch_seconds``, the wall time of the epoch with its validation, to the logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self.started
 
 
 class ResetStates(keras.callbacks.Callback):
