@@ -31,7 +31,8 @@ def report(path: Path, preset: str | None) -> str:
         f"model: {model}",
         f"training: {training}",
         "",
-        f"{'epoch':>5} {'learning rate':>14} {'train ppl':>10} {'valid ppl':>10} {'seconds':>8}",
+        f"{'epoch':>5} {'learning rate':>14} {'train ppl':>10} {'valid ppl':>10}"
+        + (f" {'seconds':>8}" if "epoch_seconds" in history else ""),
     ]
     steps = training["seq_len"] if training["optimizer"] == "sgd" else 1
     epochs = len(history["loss"])
@@ -46,8 +47,8 @@ def report(path: Path, preset: str | None) -> str:
         start=1,
     ):
         # SGD presets state lr per window-summed loss, as the paper does (see presets.py)
-        row = f"{epoch:>5} {lr / steps:>14.4g} {train:>10.2f} {valid:>10.2f} {seconds:>8.0f}"
-        lines.append(row)
+        row = f"{epoch:>5} {lr / steps:>14.4g} {train:>10.2f} {valid:>10.2f}"
+        lines.append(row + (f" {seconds:>8.0f}" if "epoch_seconds" in history else ""))
     valid, test = metrics["valid"], metrics["test"]
     lines += [
         "",

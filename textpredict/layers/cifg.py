@@ -34,10 +34,10 @@ class CIFG(LSTM):
 
     def step(self, x_proj, h_proj, states):
         _, c_prev = states
-        z_f, z_c, z_o = tf.split(x_proj + h_proj, 3, axis=-1)
-        f = self.recurrent_activation(z_f)
-        c = f * c_prev + (1.0 - f) * self.activation(z_c)
-        o = self.recurrent_activation(z_o)
+        z = x_proj + h_proj
+        # σ in one pass over all blocks, as in `LSTM.step` (the candidate's is unused).
+        f, _, o = tf.split(self.recurrent_activation(z), 3, axis=-1)  # forget, output
+        c = f * c_prev + (1.0 - f) * self.activation(z[:, self.units : 2 * self.units])
         h = o * self.activation(c)
         return h, (h, c)
 

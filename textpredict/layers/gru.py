@@ -55,11 +55,10 @@ class GRU(Recurrent):
 
     def step(self, x_proj, h_proj, states):
         (h_prev,) = states
-        x_z, x_r, x_h = tf.split(x_proj, 3, axis=-1)
-        u_z, u_r, u_h = tf.split(h_proj, 3, axis=-1)  # recurrent bias included
-        z = self.recurrent_activation(x_z + u_z)
-        r = self.recurrent_activation(x_r + u_r)
-        h_tilde = self.activation(x_h + r * u_h)
+        gates = 2 * self.units
+        # Both gates in one pass of σ (one wide element-wise op runs faster than two).
+        z, r = tf.split(self.recurrent_activation(x_proj[:, :gates] + h_proj[:, :gates]), 2, -1)
+        h_tilde = self.activation(x_proj[:, gates:] + r * h_proj[:, gates:])  # recurrent bias in
         h = z * h_prev + (1.0 - z) * h_tilde
         return h, (h,)
 

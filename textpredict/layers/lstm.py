@@ -160,12 +160,12 @@ class LSTM(Recurrent):
 
     def step(self, x_proj, h_proj, states):
         _, c_prev = states
-        z_i, z_f, z_c, z_o = tf.split(x_proj + h_proj, 4, axis=-1)
-        i = self.recurrent_activation(z_i)  # input gate
-        f = self.recurrent_activation(z_f)  # forget gate
-        c_tilde = self.activation(z_c)  # candidate values
+        z = x_proj + h_proj
+        # σ in one pass over all four blocks (the candidate block's result is unused):
+        # XLA on a CPU runs one wide element-wise op much faster than three narrow ones.
+        i, f, _, o = tf.split(self.recurrent_activation(z), 4, axis=-1)  # input, forget, output
+        c_tilde = self.activation(z[:, 2 * self.units : 3 * self.units])  # candidate values
         c = f * c_prev + i * c_tilde  # cell-state update
-        o = self.recurrent_activation(z_o)  # output gate
         h = o * self.activation(c)
         return h, (h, c)
 
@@ -202,9 +202,9 @@ class LSTM(Recurrent):
         """
         _, c_prev = states
         d_h, d_c = d_new_states
-        z_i, z_f, z_c, z_o = tf.split(x_proj + h_proj, 4, axis=-1)
-        i, f, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.sigmoid(z_o)
-        c_tilde = tf.tanh(z_c)
+        z = x_proj + h_proj
+        i, f, _, o = tf.split(tf.sigmoid(z), 4, axis=-1)  # one wide op, as in `step`
+        c_tilde = tf.tanh(z[:, 2 * self.units : 3 * self.units])
         tanh_c = tf.tanh(f * c_prev + i * c_tilde)
         d_c = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
         d_z = tf.concat(
