@@ -92,9 +92,14 @@ def main(argv=None) -> int:
     print(f"  p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms; first {1e3 * first:.0f} ms")
     tensorflow, complete = one_shot(args.model, args.runs)
     print(f"one-shot (median of {args.runs}):")
-    print(f'  python -c "import tensorflow"     {tensorflow:.2f} s')
-    print(f'  textpredict complete "{PROMPTS[0]}"  {complete:.2f} s')
-    print(f"  added by textpredict              {complete - tensorflow:+.2f} s")
+    rows = {
+        'python -c "import tensorflow"': f"{tensorflow:.2f} s",
+        f'textpredict complete "{PROMPTS[0]}"': f"{complete:.2f} s",
+        "added by textpredict": f"{complete - tensorflow:+.2f} s",
+    }
+    width = max(map(len, rows))
+    for label, value in rows.items():
+        print(f"  {label:<{width}}  {value:>7}")
     return 0
 
 

@@ -118,7 +118,7 @@ def torch_trainer(preset, vocabulary: int, inputs, targets):
             (loss * t.seq_len).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     return run
 

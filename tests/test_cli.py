@@ -178,6 +178,22 @@ def test_repl_answers_each_line_and_changes_settings(runner, trained):
     assert sum(line.startswith("Error: ") for line in out) == 1
 
 
+def test_eager_and_traced_predictors_rank_alike(trained):
+    """`complete` runs the network eagerly, the REPL as a traced graph."""
+    from textpredict.model import load_model
+    from textpredict.predictor import Predictor
+
+    model = load_model(trained[0])
+    eager, traced = Predictor(model, traced=False), Predictor(model)
+    for prompt in ("the sky", "the clouds are in the"):
+        np.testing.assert_allclose(
+            eager.next_probabilities(eager.encode(prompt)),
+            traced.next_probabilities(traced.encode(prompt)),
+            rtol=1e-5,
+            atol=1e-7,
+        )
+
+
 def test_export_serves_raw_strings_without_textpredict(runner, trained, tmp_path):
     result = invoke(runner, "export", "-k", "4")
     assert result.exit_code == 0, result.output
