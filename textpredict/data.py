@@ -61,7 +61,8 @@ def split_data(
 
     With no corpus, the embedded default corpus and its own validation and test files.
     A single folder holding ``train.txt`` and ``valid.txt`` (and ``test.txt``), or
-    Mikolov's ``ptb.train.txt`` … names, is read as those splits.
+    Mikolov's ``ptb.train.txt`` … names, is read as those splits (its other files,
+    such as a README, are ignored).
     With a corpus but no validation file, the last 10 % of its lines are held out:
     the first half of those for validation, the second for testing.
     """
