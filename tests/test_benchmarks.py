@@ -1,6 +1,7 @@
 """The speed benchmarks run, count FLOPs right, and report every contender."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -55,3 +56,38 @@ def test_the_report_has_every_contender_and_the_ratios(lstm_step, monkeypatch, c
         assert f"  {name} " in output
     header = next(line for line in output.splitlines() if "contender" in line)
     assert "vs keras" in header and "vs torch" not in header  # no PyTorch, no column
+
+
+def test_ptb_report_states_the_papers_learning_rate_and_the_saved_epoch(tmp_path):
+    report = load("ptb_report")
+    training = {"optimizer": "sgd", "seq_len": 20, "learning_rate": 20.0, "epochs": 3}
+    history = {
+        "loss": [5.0, 4.5, 4.4],
+        "perplexity": [150.0, 90.0, 80.0],
+        "val_perplexity": [130.0, 120.0, 125.0],
+        "learning_rate": [20.0, 20.0, 10.0],
+        "epoch_seconds": [240.0, 230.0, 235.0],
+    }
+    evaluation = {"perplexity": 119.5, "tokens": 73759}
+    (tmp_path / "config.json").write_text(json.dumps({"model": {}, "training": training}))
+    (tmp_path / "metrics.json").write_text(
+        json.dumps(
+            {
+                "history": history,
+                "best_epoch": 2,
+                "train_seconds": 705.0,
+                "valid": evaluation,
+                "test": {"perplexity": 115.25, "tokens": 82429},
+            }
+        )
+    )
+    lines = report.report(tmp_path, "zaremba-small").splitlines()
+    rows = [line.split() for line in lines if line.strip()[:1].isdigit()]
+    # The paper's learning rate: Keras's lr over the window's 20 steps.
+    assert [row[:5] for row in rows] == [
+        ["1", "1", "150.00", "130.00", "240"],
+        ["2", "1", "90.00", "120.00", "230"],
+        ["3", "0.5", "80.00", "125.00", "235"],
+    ]
+    assert "best epoch 2: valid perplexity 119.50" in "\n".join(lines)
+    assert "test perplexity 115.25" in lines[-3] and "114.5 (paper)" in lines[-1]
