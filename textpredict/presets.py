@@ -37,11 +37,10 @@ BATCH = 20
 
 @dataclass(frozen=True)
 class Preset:
-    """A model and training configuration, with the corpus it was designed for."""
+    """A model and a training configuration."""
 
     model: ModelConfig
     training: TrainingConfig
-    corpus: str  # what it expects to be trained on, for messages and --help
 
 
 def zaremba(units, dropout, steps, clip, epochs, decay, constant_epochs, init) -> Preset:
@@ -69,7 +68,6 @@ def zaremba(units, dropout, steps, clip, epochs, decay, constant_epochs, init) -
             clipnorm=None,
             global_clipnorm=clip / steps,
         ),
-        corpus="Penn Treebank (a folder with train.txt, valid.txt and test.txt)",
     )
 
 
