@@ -30,22 +30,19 @@ import numpy as np
 import tensorflow as tf
 
 from textpredict.data import split_data
-from textpredict.model import build_language_model
 from textpredict.presets import PRESETS
-from textpredict.text import PAD_ID, Tokenizer, id_array, stream_windows
-from textpredict.training import reset_states
+from textpredict.text import PAD_ID, Tokenizer
+from textpredict.training import batches, compiled_network, reset_states
 
 DEFAULT_PTB = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ptb"
 
 
 def ptb_windows(ptb: Path, preset) -> tuple[np.ndarray, np.ndarray, int]:
     """The preset's first training windows: inputs and targets ``(n, batch, T)``."""
-    data = split_data([ptb])
-    lines = data.lines("train")
+    lines = split_data([ptb]).lines("train")
     tokenizer = Tokenizer.adapt(lines, preset.model.vocabulary_size, preset.model.tokenization)
-    ids = id_array(tokenizer, lines)
-    t = preset.training
-    windows = list(stream_windows(ids, t.seq_len, t.batch_size).take(400).as_numpy_iterator())
+    windows = batches(tokenizer, lines, preset.training, shuffle=False)  # as train cuts them
+    windows = list(windows.take(400).as_numpy_iterator())
     return (
         np.stack([x for x, _ in windows]),
         np.stack([y for _, y in windows]),
@@ -57,14 +54,7 @@ def textpredict_trainer(preset, vocabulary: int, inputs, targets):
     """Runs ``n`` training steps of the preset's network with Keras's ``fit``."""
     keras.utils.set_random_seed(0)
     tf.config.experimental.enable_op_determinism()
-    t = preset.training
-    network = build_language_model(
-        preset.model, vocabulary, stateful=True, batch_size=t.batch_size, seed=0
-    )
-    network.compile(
-        optimizer=t.make_optimizer(),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
-    )
+    network = compiled_network(preset.model, preset.training, vocabulary)
     dataset = tf.data.Dataset.from_tensor_slices((inputs, targets)).repeat()
 
     def run(steps: int) -> float:

@@ -133,19 +133,8 @@ def train(
         raise CorpusError(
             f"the validation text is shorter than one window ({window_tokens(config)} tokens)"
         )
-    # Truncated BPTT: the network keeps its state between batches, so it needs their size.
+    network = compiled_network(model_config, config, tokenizer.vocabulary_size)
     stateful = config.sequences == "stream"
-    network = build_language_model(
-        model_config,
-        tokenizer.vocabulary_size,
-        stateful=stateful,
-        batch_size=config.batch_size if stateful else None,
-        seed=config.seed,
-    )
-    network.compile(
-        optimizer=config.make_optimizer(),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
-    )
     schedule = []
     if config.lr_decay != 1:
         schedule = [keras.callbacks.LearningRateScheduler(lambda e, _: config.learning_rate_at(e))]
@@ -206,6 +195,29 @@ def train(
             },
         )
     return load_model(target)
+
+
+def compiled_network(
+    model_config: ModelConfig, config: TrainingConfig, vocabulary_size: int
+) -> keras.Model:
+    """The network ``train`` fits, compiled with its optimiser and the masked loss.
+
+    For a stream it is stateful (truncated BPTT carries the state from batch to
+    batch), so it is built for ``config.batch_size`` rows.
+    """
+    stateful = config.sequences == "stream"
+    network = build_language_model(
+        model_config,
+        vocabulary_size,
+        stateful=stateful,
+        batch_size=config.batch_size if stateful else None,
+        seed=config.seed,
+    )
+    network.compile(
+        optimizer=config.make_optimizer(),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
+    )
+    return network
 
 
 class EpochTimer(keras.callbacks.Callback):

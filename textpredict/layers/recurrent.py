@@ -247,7 +247,7 @@ class Recurrent(keras.layers.Layer):
     def cell_parameters(self):
         """Weights that `step` uses besides the fused kernels and bias, as tensors
         read once before the time loop (so the hand-derived backward pass can
-        return their gradients). None for most cells."""
+        return their gradients). An empty tuple for most cells."""
         return ()
 
     def bias_initializer_for_build(self):
