@@ -20,6 +20,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ import tensorflow as tf
 from textpredict.data import split_data
 from textpredict.presets import PRESETS
 from textpredict.text import PAD_ID, Tokenizer
-from textpredict.training import batches, compiled_network, reset_states
+from textpredict.training import EpochBatches, compiled_network, reset_states
 
 DEFAULT_PTB = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ptb"
 
@@ -41,8 +42,9 @@ def ptb_windows(ptb: Path, preset) -> tuple[np.ndarray, np.ndarray, int]:
     """The preset's first training windows: inputs and targets ``(n, batch, T)``."""
     lines = split_data([ptb]).lines("train")
     tokenizer = Tokenizer.adapt(lines, preset.model.vocabulary_size, preset.model.tokenization)
-    windows = batches(tokenizer, lines, preset.training, shuffle=False)  # as train cuts them
-    windows = list(windows.take(400).as_numpy_iterator())
+    with tempfile.TemporaryDirectory() as cache:  # the first epoch, as train cuts it
+        epoch = EpochBatches(tokenizer, lines, preset.training, Path(cache)).epoch(0)
+        windows = list(epoch.take(400).as_numpy_iterator())
     return (
         np.stack([x for x, _ in windows]),
         np.stack([y for _, y in windows]),

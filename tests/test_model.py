@@ -14,8 +14,9 @@ from textpredict.model import (
     TiedEmbedding,
     build_language_model,
     load_model,
+    recover_previous,
+    replace_directory,
     resolve_model_path,
-    staging_directory,
 )
 
 VOCAB = 12
@@ -130,25 +131,27 @@ def test_model_names_resolve_under_the_models_home(monkeypatch, tmp_path):
         resolve_model_path(" ")
 
 
-def test_staging_leaves_an_existing_model_untouched_on_failure(tmp_path):
-    target = tmp_path / "m"
-    target.mkdir()
-    (target / "config.json").write_text("old")
-    with pytest.raises(RuntimeError), staging_directory(target, overwrite=True) as staging:
-        (staging / "config.json").write_text("new")
-        raise RuntimeError("interrupted")
-    assert (target / "config.json").read_text() == "old"
+def test_replacing_a_directory_swaps_it_in_and_deletes_the_old(tmp_path):
+    target, new = tmp_path / "m", tmp_path / ".m.training"
+    for path, text in ((target, "old"), (new, "new")):
+        path.mkdir()
+        (path / "config.json").write_text(text)
+    replace_directory(new, target)
+    assert (target / "config.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
-def test_staging_replaces_only_when_allowed(tmp_path):
-    target = tmp_path / "m"
-    target.mkdir()
-    with pytest.raises(ModelError, match="already exists"), staging_directory(target, False):
-        pass
-    with staging_directory(target, overwrite=True) as staging:
-        (staging / "config.json").write_text("new")
-    assert (target / "config.json").read_text() == "new"
+def test_a_swap_cut_short_between_its_renames_is_undone(tmp_path):
+    """A crash after `m` was parked and before the new one arrived: the old model is
+    put back by the next load (or training run); after the arrival it is deleted."""
+    previous = tmp_path / ".m.previous"
+    previous.mkdir()
+    (previous / "config.json").write_text("old")
+    recover_previous(tmp_path / "m")
+    assert (tmp_path / "m" / "config.json").read_text() == "old"
+    assert not previous.exists()
+    previous.mkdir()  # the new model had arrived: the parked one is just deleted
+    recover_previous(tmp_path / "m")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -271,6 +272,25 @@ def main():
     help="Adam, or plain stochastic gradient descent.  [default: adam]",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Same seed, same model.")
+@click.option(
+    "--steps-per-epoch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Batches an epoch at most.  [default: the whole corpus]",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Carry on with the interrupted run of --model from its last checkpoint, "
+    "with the settings it was started with.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.FloatRange(min=0),
+    default=60,
+    show_default=True,
+    help="Seconds between checkpoints within an epoch (also after every epoch and on Ctrl-C).",
+)
 @user_errors
 def train(
     corpus,
@@ -295,11 +315,27 @@ def train(
     learning_rate,
     optimizer,
     seed,
+    steps_per_epoch,
+    resume,
+    checkpoint_every,
 ):
-    """Train a model and write it to saved_models/NAME/."""
+    """Train a model and write it to saved_models/NAME/.
+
+    Ctrl-C stops after the current batch and saves a checkpoint; `--resume` carries on
+    from it to the model an uninterrupted run would have trained.
+    """
+    options = dict(locals())
+    from textpredict.checkpoints import TrainingInterrupted
     from textpredict.presets import preset_configs
     from textpredict.training import train as train_model
 
+    if resume:
+        given = [k for k, v in options.items() if k not in RESUME_OPTIONS and v not in (None, ())]
+        if given:
+            names = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise click.UsageError(
+                f"--resume carries on with the settings the run was started with; drop {names}"
+            )
     if preset and not corpus:
         raise click.UsageError(f"--preset {preset} needs --corpus (see corpora/README.md)")
     model_config, training_config = preset_configs(
@@ -323,24 +359,40 @@ def train(
             learning_rate=learning_rate,
             optimizer=optimizer,
             seed=seed,
+            steps_per_epoch=steps_per_epoch,
         ),
     )
     started = time.perf_counter()
-    trained = train_model(
-        list(corpus),
-        valid=list(valid),
-        test=list(test),
-        model=model,
-        overwrite=overwrite,
-        model_config=model_config,
-        training_config=training_config,
-    )
+    try:
+        trained = train_model(
+            list(corpus),
+            valid=list(valid),
+            test=list(test),
+            model=model,
+            overwrite=overwrite,
+            resume=resume,
+            checkpoint_every=checkpoint_every,
+            model_config=model_config,
+            training_config=training_config,
+        )
+    except TrainingInterrupted as stopped:
+        again = " --overwrite" if overwrite else ""
+        click.echo(
+            f"Interrupted: {stopped}.\nCarry on with: textpredict train --resume "
+            f"--model {shlex.quote(str(model))}{again}",
+            err=True,
+        )
+        sys.exit(130)  # the shell's code for "stopped by Ctrl-C"
     valid_result = trained.metrics["valid"]
     click.echo(
         f"Saved {trained.path} in {time.perf_counter() - started:.0f} s: validation perplexity "
         f"{valid_result['perplexity']:.2f}, top-3 accuracy {valid_result['top3_accuracy']:.1%} "
         f"(best epoch {trained.metrics['best_epoch']})"
     )
+
+
+#: What `train --resume` accepts; every other option would change the interrupted run.
+RESUME_OPTIONS = ("model", "overwrite", "resume", "checkpoint_every")
 
 
 def _given(**values):

@@ -12,7 +12,14 @@ from textpredict.data import DataSplit
 from textpredict.errors import CorpusError
 from textpredict.metrics import Evaluation, evaluate_lines, evaluate_stream
 from textpredict.model import ModelConfig, SavedModel, build_language_model
-from textpredict.text import Tokenizer, corpus_files, id_array, line_windows, read_lines
+from textpredict.text import (
+    Tokenizer,
+    batch_rows,
+    corpus_files,
+    id_array,
+    line_rows,
+    read_lines,
+)
 
 EVALUATION_BATCH = 16
 
@@ -41,11 +48,13 @@ def evaluate_text(
     ``sequences="lines"``: each line from a fresh state after ``<eos>``, every token a
     target; ``"stream"``: the text as one stream, state carried across windows.
     """
-    if sequences == "lines":
-        batches = line_windows(tokenizer, lines, seq_len, EVALUATION_BATCH)
-        if batches.cardinality() == 0:
-            raise CorpusError("the evaluation text has no words")
-        return evaluate_lines(network, batches)
+    if sequences == "lines":  # streamed, not held: held-out text may be large
+        rows = line_rows(tokenizer, lines, seq_len)
+        batches = batch_rows(rows, seq_len, EVALUATION_BATCH).prefetch(tf.data.AUTOTUNE)
+        try:
+            return evaluate_lines(network, batches)
+        except ValueError:  # no tokens
+            raise CorpusError("the evaluation text has no words") from None
     ids = id_array(tokenizer, lines)
     if len(ids) < 2:
         raise CorpusError("the evaluation text has fewer than two tokens")

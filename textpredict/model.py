@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -255,6 +253,7 @@ class SavedModel:
 def load_model(name_or_path: str | Path) -> SavedModel:
     """Loads a model directory, with Keras's safe mode (no deserialised Python code)."""
     path = resolve_model_path(name_or_path)
+    recover_previous(path)
     if not path.is_dir():
         raise ModelError(f"no model at {path} (train one with `textpredict train`)")
     missing = [f for f in FILES if not (path / f).is_file()]
@@ -286,31 +285,34 @@ def _jsonable(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-@contextmanager
-def staging_directory(target: Path, overwrite: bool):
-    """A temporary directory beside ``target`` that becomes ``target`` on success.
+def previous_directory(target: Path) -> Path:
+    """Where ``replace_directory`` parks the directory it replaces."""
+    return target.with_name(f".{target.name}.previous")
 
-    Nothing is written to ``target`` until the body has finished: an error, Ctrl-C
-    or a crash leaves an existing model exactly as it was. The final swap is two
-    renames on the same file system.
+
+def replace_directory(source: Path, target: Path) -> None:
+    """Moves a finished directory into place, replacing ``target`` if there is one.
+
+    Two renames on one file system: ``target`` to ``.NAME.previous``, then ``source``
+    to ``target``; the previous directory is deleted last. A crash between the two
+    renames leaves no ``target`` but the previous directory whole, and
+    ``recover_previous`` (which every load and training run calls) puts it back.
     """
-    target = Path(target)
-    if target.exists() and not overwrite:
-        raise ModelError(f"{target} already exists; choose another --model or pass --overwrite")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    except OSError as error:
-        raise ModelError(f"cannot write to {target.parent}: {error.strerror}") from None
-    try:
-        yield staging
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{staging.name.rsplit('.', 1)[-1]}")
-            target.rename(old)
-        staging.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    source, target = Path(source), Path(target)
+    previous = previous_directory(target)
+    recover_previous(target)
+    if target.exists():
+        target.rename(previous)
+    source.rename(target)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def recover_previous(target: Path) -> None:
+    """Finishes a ``replace_directory`` that a crash cut short: puts the previous model
+    back if the new one never arrived, or deletes it if it did."""
+    previous = previous_directory(Path(target))
+    if previous.is_dir():
+        if Path(target).exists():
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            previous.rename(target)

@@ -268,27 +268,13 @@ def with_known_length(dataset: tf.data.Dataset) -> tf.data.Dataset:
 BUCKETS = 8
 
 
-def line_windows(
-    tokenizer: Tokenizer,
-    lines: tf.data.Dataset,
-    seq_len: int,
-    batch_size: int,
-    shuffle_seed: int | None = None,
-    shuffle_buffer: int = 10_000,
-) -> tf.data.Dataset:
-    """Batches of ``(inputs, targets)``, one corpus line per row, from a fresh state.
+def line_rows(tokenizer: Tokenizer, lines: tf.data.Dataset, seq_len: int) -> tf.data.Dataset:
+    """One ``(n, 2)`` int32 row of ``(input, target)`` pairs per line, ``n <= seq_len``.
 
     A line ``w1 … wn`` becomes ``inputs = <eos> w1 … wn`` and ``targets = w1 … wn
     <eos>``: the model reads every line as ``complete`` reads a prompt, starting after a
     sentence end, and every word of the line (the first included) is a target. Lines
-    longer than ``seq_len`` are cut into rows of ``seq_len``. Rows are batched with rows
-    of similar length (``bucket_by_sequence_length``) and right-padded with id 0, which
-    the loss and the metrics ignore.
-
-    Why not one continuous stream: an LSTM fed a stream must learn to overwrite the
-    previous line's memories before it can learn to keep the current line's (Gers et
-    al. 2000), which on a small budget it does not; stories that are one line each
-    lose nothing by starting fresh. ``training_windows`` gives the stream.
+    longer than ``seq_len`` are cut into rows of ``seq_len``. Streams: nothing is held.
     """
     eos = tf.constant([tokenizer.eos_id], tf.int64)
 
@@ -299,22 +285,24 @@ def line_windows(
 
     layer = tokenizer.layer
     ids = lines.map(end_sentence).batch(1024).map(layer, num_parallel_calls=tf.data.AUTOTUNE)
-    pairs = ids.unbatch().flat_map(rows).map(lambda p: tf.cast(p, tf.int32))
-    pairs = with_known_length(pairs.cache())
-    if shuffle_seed is not None:
-        pairs = pairs.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-    # Rows are padded up to the next multiple of seq_len / 8: little padding, and few
-    # distinct shapes, so few traces (and XLA compilations) of the training step.
+    return ids.unbatch().flat_map(rows).map(lambda p: tf.cast(p, tf.int32))
+
+
+def batch_rows(rows: tf.data.Dataset, seq_len: int, batch_size: int) -> tf.data.Dataset:
+    """``(inputs, targets)`` batches of rows of similar length, right-padded with id 0.
+
+    Rows are padded up to the next multiple of ``seq_len / 8``: little padding, and few
+    distinct shapes, so few traces (and XLA compilations) of the training step. Each
+    bucket yields ``ceil(rows / batch_size)`` batches whatever the order of the rows,
+    so every shuffle of the same rows gives the same number of batches.
+    """
     boundaries = sorted({max(1, seq_len * k // BUCKETS) + 1 for k in range(1, BUCKETS + 1)})
-    batches = pairs.bucket_by_sequence_length(
+    batches = rows.bucket_by_sequence_length(
         lambda p: tf.shape(p)[0],
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         pad_to_bucket_boundary=True,
     )
-    # Each bucket yields ceil(rows / batch_size) batches whatever the order, so one
-    # count holds for every epoch.
-    batches = with_known_length(batches)
 
     def fill_batch(p):
         # A bucket's last batch is topped up with all-padding rows, which the loss and
@@ -322,7 +310,31 @@ def line_windows(
         p = tf.pad(p, [[0, batch_size - tf.shape(p)[0]], [0, 0], [0, 0]])
         return p[:, :, 0], p[:, :, 1]
 
-    return batches.map(fill_batch).prefetch(tf.data.AUTOTUNE)
+    return batches.map(fill_batch)
+
+
+def line_windows(
+    tokenizer: Tokenizer,
+    lines: tf.data.Dataset,
+    seq_len: int,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    shuffle_buffer: int = 10_000,
+) -> tf.data.Dataset:
+    """Batches of ``(inputs, targets)``, one corpus line per row, from a fresh state
+    (``line_rows`` and ``batch_rows``), cached in memory, of known length, and
+    reshuffled on every pass when a ``shuffle_seed`` is given.
+
+    Why not one continuous stream: an LSTM fed a stream must learn to overwrite the
+    previous line's memories before it can learn to keep the current line's (Gers et
+    al. 2000), which on a small budget it does not; stories that are one line each
+    lose nothing by starting fresh. ``stream_windows`` gives the stream.
+    """
+    rows = with_known_length(line_rows(tokenizer, lines, seq_len).cache())
+    if shuffle_seed is not None:
+        rows = rows.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    batches = with_known_length(batch_rows(rows, seq_len, batch_size))
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def stream_windows(ids: np.ndarray, seq_len: int, batch_size: int) -> tf.data.Dataset:

@@ -1,25 +1,39 @@
 """Training a language model and writing its model directory.
 
 ``train()`` is the whole pipeline: corpus files → vocabulary → windows → ``model.fit``
-→ the best epoch by validation loss → held-out evaluation → model directory. The
-directory is staged beside its target and renamed into place only at the end, so an
-error or Ctrl-C never leaves a half-written model or damages an existing one.
+→ the best epoch by validation loss → held-out evaluation → model directory.
+
+A run works in ``.NAME.training/`` beside its target and moves it into place only at
+the end (``model.replace_directory``): an error, Ctrl-C or a killed process never
+leaves a half-written model or damages an existing one. That directory holds what
+``train(..., resume=True)`` needs to carry on: the configuration and vocabulary,
+written first, and the checkpoints (``checkpoints.py``), written as training goes.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from textpredict import __version__
-from textpredict.data import split_data
-from textpredict.errors import CorpusError, TextpredictError
+from textpredict.checkpoints import (
+    BEST_MODEL,
+    CHECKPOINT,
+    Checkpointer,
+    Position,
+    TrainingDiverged,
+    load_position,
+    stop_requests,
+)
+from textpredict.data import DataSplit, split_data
+from textpredict.errors import CorpusError, ModelError, TextpredictError
 from textpredict.evaluation import evaluate_text
 from textpredict.metrics import PerplexityLogger
 from textpredict.model import (
@@ -29,15 +43,26 @@ from textpredict.model import (
     build_language_model,
     check_choice,
     check_positive_int,
+    from_dict,
     load_model,
+    recover_previous,
+    replace_directory,
     resolve_model_path,
-    staging_directory,
     write_json,
 )
-from textpredict.text import PAD_ID, Tokenizer, id_array, line_windows, stream_windows
+from textpredict.text import (
+    PAD_ID,
+    Tokenizer,
+    batch_rows,
+    id_array,
+    line_rows,
+    stream_windows,
+    with_known_length,
+)
 
 SEQUENCES = ("lines", "stream")
 OPTIMIZERS = ("adam", "sgd")
+SHUFFLE_BUFFER = 10_000  # rows: shuffling is local to this window of the corpus
 
 
 @dataclass
@@ -57,16 +82,17 @@ class TrainingConfig:
     clipnorm: float | None = 1.0  # clip each weight's gradient to this norm (Keras's clipnorm)
     global_clipnorm: float | None = None  # or clip all gradients jointly (Pascanu et al. 2013)
     seed: int = 0  # seeds initialisation, dropout and shuffling: same seed, same model
+    steps_per_epoch: int = 0  # 0: the whole corpus an epoch; else at most this many batches
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "seq_len"):
             check_positive_int(name, getattr(self, name))
         check_choice("sequences", self.sequences, SEQUENCES)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        if not isinstance(self.constant_epochs, int) or self.constant_epochs < 0:
-            raise TextpredictError(
-                f"constant_epochs must be a non-negative integer, got {self.constant_epochs!r}"
-            )
+        for name in ("constant_epochs", "steps_per_epoch", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise TextpredictError(f"{name} must be a non-negative integer, got {value!r}")
         if not self.learning_rate > 0 or not 0 < self.lr_decay <= 1:
             raise TextpredictError("learning_rate must be positive and lr_decay in (0, 1]")
         clips = [c for c in (self.clipnorm, self.global_clipnorm) if c is not None]
@@ -93,6 +119,9 @@ def train(
     model_config: ModelConfig | None = None,
     training_config: TrainingConfig | None = None,
     overwrite: bool = False,
+    resume: bool = False,
+    checkpoint_every: float = 60.0,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
 ) -> SavedModel:
     """Trains a language model and writes its model directory.
@@ -102,81 +131,105 @@ def train(
         valid, test: held-out files; without them a part of the corpus is held out.
         model: a name under ``saved_models/`` or a path.
         model_config, training_config: architecture and training settings.
-        overwrite: replace an existing model of that name (only once training succeeded).
+        overwrite: replace an existing model of that name (only once training
+            succeeded), or discard an interrupted run of it and start again.
+        resume: carry on with the interrupted run of ``model`` from its last
+            checkpoint, with the settings it was started with (the other arguments
+            but ``overwrite`` are ignored). For the same seed, the result is the
+            model an uninterrupted run would have trained.
+        checkpoint_every: seconds between checkpoints within an epoch (one is also
+            written after every epoch, and on Ctrl-C or SIGTERM).
+        callbacks: more Keras callbacks for ``fit``.
         verbose: Keras's ``fit`` verbosity (progress bar, one line an epoch, silent).
 
     Returns:
         The trained model, as ``load_model`` would return it.
-    """
-    model_config = model_config or ModelConfig()
-    config = training_config or TrainingConfig()
-    target = resolve_model_path(model)
-    if target.exists() and not overwrite:  # fail before minutes of training, not after
-        raise TextpredictError(
-            f"{target} already exists; choose another --model or pass --overwrite"
-        )
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
 
-    data = split_data(corpus, valid, test)
-    tokenizer = Tokenizer.adapt(
-        data.lines("train"), model_config.vocabulary_size, model_config.tokenization
-    )
-    train_batches = batches(tokenizer, data.lines("train"), config, shuffle=True)
-    if train_batches.cardinality() == 0:
-        raise CorpusError(
-            f"the corpus is shorter than one training window ({window_tokens(config)} tokens); "
-            "pass a larger corpus or a smaller --seq-len or --batch-size"
+    Raises:
+        TrainingInterrupted: on Ctrl-C or SIGTERM, once the checkpoint is saved.
+        TrainingDiverged: when the loss became NaN or infinite; the best epoch before
+            it, if any, has been written as the model.
+    """
+    target = resolve_model_path(model)
+    recover_previous(target)
+    if target.exists() and not overwrite:  # fail before minutes of training, not after
+        raise ModelError(f"{target} already exists; choose another --model or pass --overwrite")
+    workdir = training_directory(target)
+    if resume:
+        run = TrainingRun.resume(workdir)
+    else:
+        run = TrainingRun.start(
+            workdir,
+            split_data(corpus, valid, test),
+            model_config or ModelConfig(),
+            training_config or TrainingConfig(),
+            overwrite,
         )
-    valid_batches = batches(tokenizer, data.lines("valid"), config, shuffle=False)
-    if valid_batches.cardinality() == 0:
-        raise CorpusError(
-            f"the validation text is shorter than one window ({window_tokens(config)} tokens)"
-        )
-    network = compiled_network(model_config, config, tokenizer.vocabulary_size)
-    stateful = config.sequences == "stream"
-    schedule = []
-    if config.lr_decay != 1:
-        schedule = [keras.callbacks.LearningRateScheduler(lambda e, _: config.learning_rate_at(e))]
-    started = time.perf_counter()
-    with staging_directory(target, overwrite) as staging:
-        history = network.fit(
-            train_batches,
-            validation_data=valid_batches,
-            epochs=config.epochs,
-            shuffle=False,  # tf.data shuffles, with the seed
-            verbose=verbose,
-            callbacks=[
-                *([ResetStates()] if stateful else []),
-                *schedule,
-                EpochTimer(),
-                PerplexityLogger(),
-                keras.callbacks.ModelCheckpoint(
-                    staging / "model.keras", monitor="val_loss", save_best_only=True
-                ),
-                keras.callbacks.TensorBoard(staging / "logs", profile_batch=0),
-                keras.callbacks.TerminateOnNaN(),
-            ],
-        )
-        seconds = time.perf_counter() - started
-        losses = history.history.get("val_loss", [])
-        if not (staging / "model.keras").is_file():  # TerminateOnNaN stopped the first epoch
-            raise TextpredictError(
-                "training diverged (the loss became NaN); try a lower --learning-rate"
+    try:
+        run.fit(checkpoint_every, callbacks, verbose)
+    except TrainingDiverged as error:
+        if run.position.best_epoch == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise TrainingDiverged(
+                f"{error}, before any epoch was complete; nothing was saved. "
+                "Try a lower --learning-rate"
+            ) from None
+        run.finish(target)
+        raise TrainingDiverged(
+            f"{error}; the last good model, epoch {run.position.best_epoch}, is saved in "
+            f"{target}. Try a lower --learning-rate"
+        ) from None
+    except BaseException:
+        if load_position(workdir) is None:  # nothing worth resuming was saved yet
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    run.finish(target)
+    return load_model(target)
+
+
+def training_directory(target: Path) -> Path:
+    """Where a run for ``target`` works until it is done: ``.NAME.training`` beside it."""
+    return target.with_name(f".{target.name}.training")
+
+
+class TrainingRun:
+    """One training run in its directory: started afresh, or resumed from a checkpoint."""
+
+    def __init__(self, workdir, model_config, config, tokenizer, data, position, resumed):
+        self.workdir: Path = workdir
+        self.model_config: ModelConfig = model_config
+        self.config: TrainingConfig = config
+        self.tokenizer: Tokenizer = tokenizer
+        self.data: DataSplit = data
+        self.position: Position = position
+        self.resumed: bool = resumed
+
+    @classmethod
+    def start(
+        cls,
+        workdir: Path,
+        data: DataSplit,
+        model_config: ModelConfig,
+        config: TrainingConfig,
+        overwrite: bool,
+    ) -> TrainingRun:
+        """Builds the vocabulary and writes the run's directory and configuration."""
+        if load_position(workdir) is not None and not overwrite:
+            raise ModelError(
+                f"an interrupted run of this model is saved in {workdir}; carry on with "
+                "--resume, or pass --overwrite to start again"
             )
-        best = keras.saving.load_model(staging / "model.keras", compile=False)
-        if stateful:  # the saved model reads prompts of any batch size from a fresh state
-            best = stateless_copy(best, model_config, tokenizer.vocabulary_size)
-            best.save(staging / "model.keras")
-        evaluation = {
-            part: evaluate_text(
-                best, model_config, tokenizer, data.lines(part), config.sequences, config.seq_len
-            ).as_dict()
-            for part in ("valid", "test")
-        }
-        tokenizer.save(staging / "vocabulary.txt")
+        shutil.rmtree(workdir, ignore_errors=True)
+        tokenizer = Tokenizer.adapt(
+            data.lines("train"), model_config.vocabulary_size, model_config.tokenization
+        )
+        try:
+            workdir.mkdir(parents=True)
+        except OSError as error:
+            raise ModelError(f"cannot write to {workdir.parent}: {error.strerror}") from None
+        tokenizer.save(workdir / "vocabulary.txt")
         write_json(
-            staging / "config.json",
+            workdir / "config.json",
             {
                 "textpredict_version": __version__,
                 "model": asdict(model_config),
@@ -185,16 +238,115 @@ def train(
                 "data": data.describe(),
             },
         )
+        return cls(workdir, model_config, config, tokenizer, data, Position(), resumed=False)
+
+    @classmethod
+    def resume(cls, workdir: Path) -> TrainingRun:
+        """Reads back a run from its directory, at its last checkpoint."""
+        position = load_position(workdir)
+        if position is None:
+            raise ModelError(f"there is no interrupted run to resume in {workdir}")
+        try:
+            info = json.loads((workdir / "config.json").read_text(encoding="utf-8"))
+            model_config = from_dict(ModelConfig, info["model"])
+            config = from_dict(TrainingConfig, info["training"])
+            tokenizer = Tokenizer.load(workdir / "vocabulary.txt", model_config.tokenization)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ModelError(f"cannot resume the run in {workdir}: {error}") from None
+        data = DataSplit.from_description(info.get("data") or {})
+        return cls(workdir, model_config, config, tokenizer, data, position, resumed=True)
+
+    def fit(self, checkpoint_every: float, callbacks, verbose) -> None:
+        """Trains from ``self.position`` to the last epoch, one ``fit`` call an epoch
+        (an epoch resumed in its middle is shorter)."""
+        config, position = self.config, self.position
+        keras.utils.set_random_seed(config.seed)
+        tf.config.experimental.enable_op_determinism()
+        cache = self.workdir / "cache"  # windows on disk, not in memory: see EpochBatches
+        shutil.rmtree(cache, ignore_errors=True)  # a killed run may have left it half-written
+        cache.mkdir()
+        train_batches = EpochBatches(self.tokenizer, self.data.lines("train"), config, cache)
+        if train_batches.count == 0:
+            raise CorpusError(
+                f"the corpus is shorter than one training window ({window_tokens(config)} "
+                "tokens); pass a larger corpus or a smaller --seq-len or --batch-size"
+            )
+        valid_batches = held_out_batches(
+            self.tokenizer, self.data.lines("valid"), config, cache / "valid"
+        )
+        if valid_batches.cardinality() == 0:
+            raise CorpusError(
+                f"the validation text is shorter than one window ({window_tokens(config)} tokens)"
+            )
+        network = compiled_network(self.model_config, config, self.tokenizer.vocabulary_size)
+        schedule = []
+        if config.lr_decay != 1:
+            schedule = [
+                keras.callbacks.LearningRateScheduler(lambda e, _: config.learning_rate_at(e))
+            ]
+        with stop_requests() as stop:
+            checkpointer = Checkpointer(
+                self.workdir, position, checkpoint_every, stop, restore=self.resumed
+            )
+            for epoch in range(position.epoch, config.epochs):
+                done = position.step
+                network.fit(
+                    train_batches.epoch(epoch, skip=done),
+                    validation_data=valid_batches,
+                    initial_epoch=epoch,
+                    epochs=config.epochs,
+                    steps_per_epoch=train_batches.count - done,
+                    shuffle=False,  # EpochBatches shuffles, with the seed
+                    verbose=verbose,
+                    callbacks=[
+                        # In this order: the carried state is zeroed before the
+                        # checkpointer restores it, and the logs are complete before
+                        # it records them.
+                        *([ResetStates()] if config.sequences == "stream" else []),
+                        *schedule,
+                        EpochTimer(),
+                        PerplexityLogger(),
+                        *callbacks,
+                        keras.callbacks.TensorBoard(self.workdir / "logs", profile_batch=0),
+                        checkpointer,
+                        StopAfterEpoch(),
+                    ],
+                )
+        shutil.rmtree(cache, ignore_errors=True)
+
+    def finish(self, target: Path) -> None:
+        """Scores the best epoch, writes the model directory and moves it into place."""
+        workdir, config, position = self.workdir, self.config, self.position
+        best = keras.saving.load_model(workdir / BEST_MODEL, compile=False)
+        if config.sequences == "stream":  # the saved model reads prompts from a fresh state
+            best = stateless_copy(best, self.model_config, self.tokenizer.vocabulary_size)
+            best.save(workdir / f".tmp-{BEST_MODEL}")
+            (workdir / f".tmp-{BEST_MODEL}").replace(workdir / BEST_MODEL)
+        evaluation = {
+            part: evaluate_text(
+                best,
+                self.model_config,
+                self.tokenizer,
+                self.data.lines(part),
+                config.sequences,
+                config.seq_len,
+            ).as_dict()
+            for part in ("valid", "test")
+        }
         write_json(
-            staging / "metrics.json",
+            workdir / "metrics.json",
             {
-                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-                "best_epoch": int(np.argmin(losses)) + 1,
-                "train_seconds": seconds,
+                "history": position.history,
+                "best_epoch": position.best_epoch,
+                "train_seconds": float(sum(position.history.get("epoch_seconds", []))),
                 **evaluation,
             },
         )
-    return load_model(target)
+        shutil.rmtree(workdir / "cache", ignore_errors=True)
+        replace_directory(workdir, target)
+        # Only now: a crash before the swap must leave the run resumable (it would just
+        # finish again). One after it leaves a stray checkpoint in a complete model.
+        (target / CHECKPOINT).unlink(missing_ok=True)
 
 
 def compiled_network(
@@ -262,13 +414,63 @@ def window_tokens(config: TrainingConfig) -> int:
     return config.seq_len + 1
 
 
-def batches(
-    tokenizer: Tokenizer, lines: tf.data.Dataset, config: TrainingConfig, shuffle: bool
+class StopAfterEpoch(keras.callbacks.Callback):
+    """Ends ``fit`` after one epoch: ``train`` calls ``fit`` once an epoch, so that an
+    epoch resumed in its middle can be shorter, while Keras still shows "Epoch 3/8"."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+class EpochBatches:
+    """The training batches of every epoch, each a pure function of the seed and the
+    epoch, so that a resumed run reads exactly the batches an uninterrupted one would.
+
+    ``"lines"``: the rows of ``text.line_rows``, cached in a file under ``cache`` (so
+    memory does not grow with the corpus), shuffled with the seed ``seed · 1000 +
+    epoch`` and bucketed by ``text.batch_rows``. ``"stream"``: ``text.stream_windows``,
+    the same every epoch. ``count`` is the number of batches an epoch, at most
+    ``config.steps_per_epoch``.
+    """
+
+    def __init__(
+        self, tokenizer: Tokenizer, lines: tf.data.Dataset, config: TrainingConfig, cache: Path
+    ):
+        self.config = config
+        if config.sequences == "lines":
+            self.rows = line_rows(tokenizer, lines, config.seq_len).cache(str(cache / "train"))
+            # One pass, which also fills the cache: every shuffle gives as many batches.
+            count = with_known_length(self._batches(self.rows)).cardinality()
+        else:
+            ids = id_array(tokenizer, lines)
+            self.windows = stream_windows(ids, config.seq_len, config.batch_size)
+            count = self.windows.cardinality()
+        count = int(count)
+        self.count = min(count, config.steps_per_epoch) if config.steps_per_epoch else count
+
+    def _batches(self, rows: tf.data.Dataset) -> tf.data.Dataset:
+        return batch_rows(rows, self.config.seq_len, self.config.batch_size)
+
+    def epoch(self, epoch: int, skip: int = 0) -> tf.data.Dataset:
+        """The batches of ``epoch`` (from 0), without its first ``skip``."""
+        if self.config.sequences == "lines":
+            seed = self.config.seed * 1000 + epoch
+            batches = self._batches(self.rows.shuffle(SHUFFLE_BUFFER, seed=seed))
+        else:
+            batches = self.windows
+        batches = batches.take(self.count).skip(skip)
+        batches = batches.apply(tf.data.experimental.assert_cardinality(self.count - skip))
+        return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def held_out_batches(
+    tokenizer: Tokenizer, lines: tf.data.Dataset, config: TrainingConfig, cache: Path
 ) -> tf.data.Dataset:
-    """The ``(inputs, targets)`` batches of a text, cut as ``config.sequences`` says."""
+    """The validation batches, in order: read as the training text is, from a file cache."""
     if config.sequences == "lines":
-        seed = config.seed if shuffle else None
-        return line_windows(tokenizer, lines, config.seq_len, config.batch_size, seed)
-    ids = id_array(tokenizer, lines)
-    windows = stream_windows(ids, config.seq_len, config.batch_size)
-    return windows.prefetch(tf.data.AUTOTUNE)
+        rows = line_rows(tokenizer, lines, config.seq_len).cache(str(cache))
+        batches = with_known_length(batch_rows(rows, config.seq_len, config.batch_size))
+    else:
+        ids = id_array(tokenizer, lines)
+        batches = stream_windows(ids, config.seq_len, config.batch_size)
+    return batches.prefetch(tf.data.AUTOTUNE)
