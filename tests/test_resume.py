@@ -214,3 +214,30 @@ def test_resume_on_the_command_line(corpus, tmp_path, monkeypatch):
     result = invoke("--resume", "--model", "m", "--epochs", "3", "-c", corpus)
     assert result.exit_code == 2 and "drop --corpus, --epochs" in result.output
     assert "Traceback" not in result.output
+
+
+def test_with_steps_per_epoch_epochs_are_consecutive_slices_of_the_passes(corpus, tmp_path):
+    """`steps_per_epoch` as Keras means it on a repeated dataset: epoch e is batches
+    [e·S, (e+1)·S) of pass after pass over the corpus, each pass shuffled anew."""
+    from textpredict.text import Tokenizer, read_lines
+    from textpredict.training import EpochBatches
+
+    lines = read_lines([corpus])
+    tokenizer = Tokenizer.adapt(lines, 200)
+    config = TrainingConfig(batch_size=8, seq_len=4, seed=3)
+    per_pass = EpochBatches(tokenizer, lines, config, tmp_path).count
+    steps = per_pass // 2 + 3  # three epochs straddle two passes
+    settings = {**vars(config), "steps_per_epoch": steps}
+    sliced = EpochBatches(tokenizer, lines, TrainingConfig(**settings), tmp_path)
+
+    def inputs(batches):
+        return [x.numpy() for x, _ in batches]
+
+    stream = inputs(sliced.endless().take(3 * steps))
+    epochs = [inputs(sliced.epoch(e)) for e in range(3)]
+    assert [len(e) for e in epochs] == [steps] * 3
+    for got, expected in zip([x for e in epochs for x in e], stream, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(inputs(sliced.epoch(1, skip=2))[0], epochs[1][2])
+    first, second = (sorted(map(bytes, stream[i : i + per_pass // 2])) for i in (0, per_pass))
+    assert first != second  # the second pass is shuffled anew

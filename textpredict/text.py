@@ -276,16 +276,27 @@ def line_rows(tokenizer: Tokenizer, lines: tf.data.Dataset, seq_len: int) -> tf.
     sentence end, and every word of the line (the first included) is a target. Lines
     longer than ``seq_len`` are cut into rows of ``seq_len``. Streams: nothing is held.
     """
-    eos = tf.constant([tokenizer.eos_id], tf.int64)
+    eos = tf.constant(tokenizer.eos_id, tf.int64)
 
-    def rows(line_ids):
-        ids = tf.concat([eos, line_ids], axis=0)  # <eos> w1 … wn <eos>
-        pairs = tf.stack([ids[:-1], ids[1:]], axis=1)  # (n + 1, 2): input, target
-        return tf.data.Dataset.from_tensor_slices(pairs).batch(seq_len)
+    def rows(line_ids):  # ragged (lines, ids) -> ragged (rows, pairs, 2), one op a batch
+        starts = tf.fill([line_ids.nrows(), 1], eos)
+        ids = tf.concat([tf.RaggedTensor.from_tensor(starts), line_ids], axis=1)
+        inputs, targets = ids[:, :-1], ids[:, 1:]  # <eos> w1 … wn  /  w1 … wn <eos>
+        lengths = inputs.row_lengths()
+        # Cut every line into pieces of seq_len, the last one shorter.
+        piece_starts = tf.ragged.range(tf.zeros_like(lengths), lengths, tf.cast(seq_len, tf.int64))
+        line_of_piece = tf.repeat(lengths, piece_starts.row_lengths())
+        piece_lengths = tf.minimum(
+            tf.cast(seq_len, tf.int64), line_of_piece - piece_starts.flat_values
+        )
+        pairs = tf.stack([inputs.flat_values, targets.flat_values], axis=1)
+        return tf.RaggedTensor.from_row_lengths(tf.cast(pairs, tf.int32), piece_lengths)
 
     layer = tokenizer.layer
     ids = lines.map(end_sentence).batch(1024).map(layer, num_parallel_calls=tf.data.AUTOTUNE)
-    return ids.unbatch().flat_map(rows).map(lambda p: tf.cast(p, tf.int32))
+    # Unbatched rows arrive typed as ragged tensors of ragged rank 0; a map makes them
+    # plain tensors, which bucketing needs.
+    return ids.map(rows).unbatch().map(tf.identity)
 
 
 def batch_rows(rows: tf.data.Dataset, seq_len: int, batch_size: int) -> tf.data.Dataset:
