@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from textpredict.checkpoints import TrainingDiverged, TrainingInterrupted, load_position
+from textpredict.checkpoints import (
+    TrainingDiverged,
+    TrainingInterrupted,
+    load_position,
+    lock_run,
+)
 from textpredict.cli import main
 from textpredict.default_corpus import generate
 from textpredict.model import ModelConfig, load_model
@@ -197,7 +202,8 @@ def test_divergence_in_the_first_epoch_leaves_an_existing_model_alone(
 
 
 def test_resume_on_the_command_line(corpus, tmp_path, monkeypatch):
-    """An interrupted run blocks a fresh one; --resume takes no other settings."""
+    """An interrupted run blocks a fresh one; --resume takes no other settings; a live
+    run's directory is left alone."""
     monkeypatch.setenv("TEXTPREDICT_MODELS", str(tmp_path))
     runner = CliRunner()
 
@@ -214,6 +220,11 @@ def test_resume_on_the_command_line(corpus, tmp_path, monkeypatch):
     result = invoke("--resume", "--model", "m", "--epochs", "3", "-c", corpus)
     assert result.exit_code == 2 and "drop --corpus, --epochs" in result.output
     assert "Traceback" not in result.output
+    with lock_run(workdir):  # a live run holds it: neither starting over nor resuming
+        for args in (["-c", corpus, "--overwrite"], ["--resume"]):
+            result = invoke(*args, "--model", "m")
+            assert result.exit_code == 1 and "another training run is working" in result.output
+    assert (workdir / "checkpoint.npz").exists()
 
 
 def test_with_steps_per_epoch_epochs_are_consecutive_slices_of_the_passes(corpus, tmp_path):

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from textpredict.errors import ModelError, TextpredictError
 
 CHECKPOINT = "checkpoint.npz"
 BEST_MODEL = "model.keras"
+LOCK = ".lock"
 
 
 class TrainingInterrupted(TextpredictError):
@@ -200,6 +202,26 @@ class Checkpointer(keras.callbacks.Callback):
     def save(self) -> None:
         save_checkpoint(self.directory, self.model, self.position)
         self.last_save = time.monotonic()
+
+
+def lock_run(directory: Path):
+    """Claims a run's directory for this process, or raises ``ModelError`` if another
+    live process holds it. The claim is an advisory lock on ``.lock``, which the
+    system drops when the process ends, even by ``kill -9``: so a directory left by a
+    dead run is free. Returns the open lock file; keep it open while the run lasts.
+    (Where ``fcntl`` is missing, on Windows, nothing is locked.)
+    """
+    handle = open(Path(directory) / LOCK, "a")  # noqa: SIM115 (held for the whole run)
+    if sys.platform == "win32":
+        return handle
+    import fcntl
+
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ModelError(f"another training run is working in {directory}") from None
+    return handle
 
 
 @contextmanager

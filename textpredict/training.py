@@ -26,10 +26,12 @@ from textpredict import __version__
 from textpredict.checkpoints import (
     BEST_MODEL,
     CHECKPOINT,
+    LOCK,
     Checkpointer,
     Position,
     TrainingDiverged,
     load_position,
+    lock_run,
     stop_requests,
 )
 from textpredict.data import DataSplit, split_data
@@ -82,7 +84,7 @@ class TrainingConfig:
     clipnorm: float | None = 1.0  # clip each weight's gradient to this norm (Keras's clipnorm)
     global_clipnorm: float | None = None  # or clip all gradients jointly (Pascanu et al. 2013)
     seed: int = 0  # seeds initialisation, dropout and shuffling: same seed, same model
-    steps_per_epoch: int = 0  # 0: the whole corpus an epoch; else at most this many batches
+    steps_per_epoch: int = 0  # 0: an epoch is a pass over the corpus; else this many batches
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "seq_len"):
@@ -203,6 +205,7 @@ class TrainingRun:
         self.data: DataSplit = data
         self.position: Position = position
         self.resumed: bool = resumed
+        self.lock = None  # the open lock file of the directory (checkpoints.lock_run)
 
     @classmethod
     def start(
@@ -214,19 +217,24 @@ class TrainingRun:
         overwrite: bool,
     ) -> TrainingRun:
         """Builds the vocabulary and writes the run's directory and configuration."""
-        if load_position(workdir) is not None and not overwrite:
-            raise ModelError(
-                f"an interrupted run of this model is saved in {workdir}; carry on with "
-                "--resume, or pass --overwrite to start again"
-            )
-        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir.is_dir():  # left by a run that ended without finishing, or still running
+            lock_run(workdir).close()
+            if load_position(workdir) is not None and not overwrite:
+                raise ModelError(
+                    f"an interrupted run of this model is saved in {workdir}; carry on with "
+                    "--resume, or pass --overwrite to start again"
+                )
+            shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            workdir.mkdir(parents=True)
+        except FileExistsError:
+            raise ModelError(f"another training run is working in {workdir}") from None
+        except OSError as error:
+            raise ModelError(f"cannot write to {workdir.parent}: {error.strerror}") from None
+        lock = lock_run(workdir)
         tokenizer = Tokenizer.adapt(
             data.lines("train"), model_config.vocabulary_size, model_config.tokenization
         )
-        try:
-            workdir.mkdir(parents=True)
-        except OSError as error:
-            raise ModelError(f"cannot write to {workdir.parent}: {error.strerror}") from None
         tokenizer.save(workdir / "vocabulary.txt")
         write_json(
             workdir / "config.json",
@@ -238,7 +246,9 @@ class TrainingRun:
                 "data": data.describe(),
             },
         )
-        return cls(workdir, model_config, config, tokenizer, data, Position(), resumed=False)
+        run = cls(workdir, model_config, config, tokenizer, data, Position(), resumed=False)
+        run.lock = lock
+        return run
 
     @classmethod
     def resume(cls, workdir: Path) -> TrainingRun:
@@ -246,6 +256,7 @@ class TrainingRun:
         position = load_position(workdir)
         if position is None:
             raise ModelError(f"there is no interrupted run to resume in {workdir}")
+        lock = lock_run(workdir)
         try:
             info = json.loads((workdir / "config.json").read_text(encoding="utf-8"))
             model_config = from_dict(ModelConfig, info["model"])
@@ -254,7 +265,9 @@ class TrainingRun:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ModelError(f"cannot resume the run in {workdir}: {error}") from None
         data = DataSplit.from_description(info.get("data") or {})
-        return cls(workdir, model_config, config, tokenizer, data, position, resumed=True)
+        run = cls(workdir, model_config, config, tokenizer, data, position, resumed=True)
+        run.lock = lock
+        return run
 
     def fit(self, checkpoint_every: float, callbacks, verbose) -> None:
         """Trains from ``self.position`` to the last epoch, one ``fit`` call an epoch
@@ -347,6 +360,8 @@ class TrainingRun:
         # Only now: a crash before the swap must leave the run resumable (it would just
         # finish again). One after it leaves a stray checkpoint in a complete model.
         (target / CHECKPOINT).unlink(missing_ok=True)
+        (target / LOCK).unlink(missing_ok=True)
+        self.lock.close()
 
 
 def compiled_network(
