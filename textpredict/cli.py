@@ -74,6 +74,26 @@ MODEL_OPTION = click.option(
 )
 
 
+def reading_options(note: str = "", defaults: bool = True):
+    """`--encoding` and `--errors`: how a command reads text files. Without
+    ``defaults`` an option left out is None, so a command can tell that it was."""
+    encoding_option = click.option(
+        "--encoding",
+        default="utf-8" if defaults else None,
+        show_default=defaults or "utf-8",
+        help=f"Encoding of the text files, e.g. latin-1 or windows-1252.{note}",
+    )
+    errors_option = click.option(
+        "--errors",
+        type=click.Choice(["strict", "replace"]),
+        default="strict" if defaults else None,
+        show_default=defaults or "strict",
+        help="strict: refuse a file with bytes that are not text in the encoding; "
+        f"replace: read them as U+FFFD.{note}",
+    )
+    return lambda command: encoding_option(errors_option(command))
+
+
 def user_errors(command):
     """Turns the library's user-facing errors into click's one-line `Error: ...`."""
 
@@ -271,6 +291,7 @@ def main():
     help="Adam, or plain stochastic gradient descent.  [default: adam]",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Same seed, same model.")
+@reading_options()
 @user_errors
 def train(
     corpus,
@@ -295,6 +316,8 @@ def train(
     learning_rate,
     optimizer,
     seed,
+    encoding,
+    errors,
 ):
     """Train a model and write it to saved_models/NAME/."""
     from textpredict.presets import preset_configs
@@ -334,6 +357,8 @@ def train(
         overwrite=overwrite,
         model_config=model_config,
         training_config=training_config,
+        encoding=encoding,
+        errors=errors,
     )
     valid_result = trained.metrics["valid"]
     click.echo(
@@ -357,14 +382,18 @@ def _given(**values):
     type=click.Path(),
     help="Text to evaluate on (repeatable). Default: the model's validation and test text.",
 )
+@reading_options(" For --file; the model's own text is read as in training.", defaults=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors
-def evaluate(model, files, as_json):
+def evaluate(model, files, encoding, errors, as_json):
     """Perplexity and top-1/3/5 accuracy of a model on held-out text."""
     from textpredict.evaluation import evaluate as evaluate_model
     from textpredict.model import load_model
 
-    results = evaluate_model(load_model(model), list(files))
+    if (encoding or errors) and not files:
+        raise click.UsageError("--encoding and --errors apply to --file text")
+    reading = {"encoding": encoding or "utf-8", "errors": errors or "strict"}
+    results = evaluate_model(load_model(model), list(files), **reading)
     if as_json:
         click.echo(json.dumps({name: r.as_dict() for name, r in results.items()}, indent=2))
         return

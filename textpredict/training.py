@@ -94,6 +94,8 @@ def train(
     training_config: TrainingConfig | None = None,
     overwrite: bool = False,
     verbose: int | str = "auto",
+    encoding: str = "utf-8",
+    errors: str = "strict",
 ) -> SavedModel:
     """Trains a language model and writes its model directory.
 
@@ -104,6 +106,7 @@ def train(
         model_config, training_config: architecture and training settings.
         overwrite: replace an existing model of that name (only once training succeeded).
         verbose: Keras's ``fit`` verbosity (progress bar, one line an epoch, silent).
+        encoding, errors: how the text files are read (see ``split_data``).
 
     Returns:
         The trained model, as ``load_model`` would return it.
@@ -118,7 +121,7 @@ def train(
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
 
-    data = split_data(corpus, valid, test)
+    data = split_data(corpus, valid, test, encoding, errors)
     tokenizer = Tokenizer.adapt(
         data.lines("train"), model_config.vocabulary_size, model_config.tokenization
     )
