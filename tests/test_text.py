@@ -37,6 +37,9 @@ def clean(text: str) -> str:
         ("a . . . b", "a <eos> b"),
         ("a <unk> rose $ 5", "a <unk> rose $ 5"),
         ("emoji 😀\tand\x07control", "emoji and control"),
+        ("rain 🌧\ufe0f \u0301ok e\u0301", "rain ok e\u0301"),  # stray marks go
+        ('He said "Stop." (Then left.)', "he said stop <eos> then left <eos>"),
+        ("'yes.' ?no.", "yes <eos> no <eos>"),
         ("Émile ÇA", "émile ça"),
         ("   ", ""),
     ],

@@ -4,16 +4,19 @@ Punctuation policy (applied identically to corpora, prompts and the exported mod
 because it is one TensorFlow function traced into each of them):
 
 * Text is lower-cased (Unicode aware); curly apostrophes become ``'``.
-* A word-final ``.``, ``!`` or ``?`` run, or a stand-alone one, ends a sentence and
-  becomes the token ``<eos>``, so a model learns to predict sentence ends. A period
-  inside a token is kept, so abbreviations such as ``u.s.`` and numbers such as
-  ``3.5`` stay whole. Every line of a corpus file also ends a sentence (as in
-  Mikolov's Penn Treebank files), and repeated ``<eos>`` collapse to one.
+* A word-final ``.``, ``!`` or ``?`` run (closing quotes or brackets may follow it),
+  or a stand-alone one, ends a sentence and becomes the token ``<eos>``, so a model
+  learns to predict sentence ends. A period inside a token is kept, so abbreviations
+  such as ``u.s.`` and numbers such as ``3.5`` stay whole; ``!`` and ``?`` inside one
+  separate words. Every line of a corpus file also ends a sentence (as in Mikolov's
+  Penn Treebank files), and repeated ``<eos>`` collapse to one.
 * Apostrophes and hyphens inside words are kept: ``don't`` and ``well-known`` are one
   token each, and Penn Treebank's ``'s`` and ``n't`` stay as they are.
 * Letters, digits, ``$``, ``%``, ``&``, ``<`` and ``>`` are kept (``<unk>`` in Penn
   Treebank is an ordinary word); every other character, commas, quotes, brackets,
-  symbols and emoji included, separates words and is dropped.
+  symbols and emoji included, separates words and is dropped, and so does a
+  combining mark that follows no letter or digit (an emoji's variation selector).
+* Standardised text standardises to itself (a property test checks this).
 
 A corpus that is already tokenized, such as Penn Treebank, can skip this policy
 (``tokenization="pretokenized"``): its words are split on whitespace and kept exactly,
@@ -47,15 +50,22 @@ def standardize(text: tf.Tensor) -> tf.Tensor:
     """Normalises a string tensor as the module docstring describes."""
     text = tf.strings.lower(text, encoding="utf-8")
     text = tf.strings.regex_replace(text, "[\u2018\u2019\u02bc]", "'")
+    text = tf.strings.regex_replace(text, r"[^\p{L}\p{M}\p{N}\s'.!?$%&<>-]", " ")
+    # "!" and "?" inside a word separate; at its end they end a sentence, as "." does.
+    text = tf.strings.regex_replace(text, r"[!?]+([^\s.!?'])", r" \1")
+    text = tf.strings.regex_replace(text, r"[!?]", ".")
     # Double every gap so that each token owns a space on both sides: RE2 has no
-    # look-around, and this lets one pass match adjacent sentence ends.
+    # look-around, and this lets one pass match adjacent tokens.
     text = tf.strings.regex_replace(text, r"\s+", "  ")
     text = tf.strings.join([" ", text, " "])
-    text = tf.strings.regex_replace(text, r"\s([^\s.!?]*)[.!?]+\s", r" \1 <eos> ")
-    text = tf.strings.regex_replace(text, r"[^\p{L}\p{M}\p{N}\s'.$%&<>-]", " ")
+    # A combining mark belongs to the letter before it; one left alone (an emoji's
+    # variation selector, say) goes with what it followed.
+    text = tf.strings.regex_replace(text, r"([^\p{L}\p{M}\p{N}])\p{M}+", r"\1")
     # Single quotes around a word go; apostrophes inside or in front of one stay.
-    text = tf.strings.regex_replace(text, r"\s+", "  ")
-    text = tf.strings.regex_replace(text, r"\s'+([^\s']+)'+\s", r" \1 ")
+    text = tf.strings.regex_replace(text, r"\s'+([^\s]*[^\s'])'+\s", r" \1 ")
+    # Periods (and quotes) ending a word with no period inside end a sentence. Each
+    # step leaves nothing an earlier one would change: standardising is idempotent.
+    text = tf.strings.regex_replace(text, r"\s'*([^\s.]*[^\s.'])?[.']*\.[.']*\s", r" \1 <eos> ")
     text = tf.strings.regex_replace(text, r"(^|\s)'+(\s|$)", " ")
     text = tf.strings.regex_replace(text, r"<eos>(\s+<eos>)+", EOS)
     return tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
