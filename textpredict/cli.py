@@ -70,7 +70,8 @@ MODEL_OPTION = click.option(
     default="default",
     show_default=True,
     envvar="TEXTPREDICT_MODEL",
-    help="A model name under saved_models/ (or $TEXTPREDICT_MODELS), or a path.",
+    help="A model name, under saved_models/ (or $TEXTPREDICT_MODELS) and never outside it, "
+    "or a path: absolute, or starting with ./ or ~.",
 )
 
 

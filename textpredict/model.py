@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import keras
@@ -231,13 +231,31 @@ def models_home() -> Path:
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
-    """A bare name means ``saved_models/<name>``; anything with a slash is a path."""
+    """Where a model lives: a name resolves under the models home, a path is a path.
+
+    An explicit path is a ``Path`` object, or a string that is absolute, starts with
+    ``./`` (``.\\``) or ``~``. Any other string is a name under `models_home`, such as
+    ``books`` or ``ptb/small``, and must stay inside it: a name with ``..`` is
+    refused, so that a name passed on by a script or a form cannot reach files
+    elsewhere. (Symbolic links inside the home are followed: they are the owner's.)
+    """
+    if isinstance(name_or_path, Path):
+        return name_or_path
     text = str(name_or_path)
     if not text.strip():
         raise ModelError("the model name is empty")
-    if os.sep in text or "/" in text or text in (".", ".."):
-        return Path(text)
-    return models_home() / text
+    if text.startswith(("./", ".\\", "~")) or Path(text).is_absolute():
+        try:
+            return Path(text).expanduser()
+        except RuntimeError as error:  # ~user of an unknown user
+            raise ModelError(f"cannot find the model path {text}: {error}") from None
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    if not parts or ".." in parts:
+        raise ModelError(
+            f"the model name {text!r} leads outside {models_home()}/; to use a model "
+            "elsewhere, give its path (absolute, or starting with ./)"
+        )
+    return models_home().joinpath(*parts)
 
 
 @dataclass
