@@ -95,6 +95,12 @@ def reading_options(note: str = "", defaults: bool = True):
     return lambda command: encoding_option(errors_option(command))
 
 
+def one_line(message: str) -> str:
+    """A message on one line, whatever it quotes (a file name with a line break, a
+    library's multi-line text), so that `Error: ...` stays the last line."""
+    return " ".join(message.split())
+
+
 def user_errors(command):
     """Turns the library's user-facing errors into click's one-line `Error: ...`."""
 
@@ -106,10 +112,10 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except TextpredictError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(one_line(str(error))) from None
         except OSError as error:
             where = f" ({error.filename})" if error.filename else ""
-            raise click.ClickException(f"{error.strerror or error}{where}") from None
+            raise click.ClickException(one_line(f"{error.strerror or error}{where}")) from None
 
     return wrapper
 
