@@ -1,6 +1,7 @@
 """The network, its configuration, the model directory, and whole-stream metrics."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -126,9 +127,27 @@ def test_stream_evaluation_carries_state_across_windows_and_rows():
 def test_model_names_resolve_under_the_models_home(monkeypatch, tmp_path):
     monkeypatch.setenv("TEXTPREDICT_MODELS", str(tmp_path))
     assert resolve_model_path("small") == tmp_path / "small"
-    assert str(resolve_model_path("./elsewhere/m")) == "elsewhere/m"
+    assert resolve_model_path("ptb/small") == tmp_path / "ptb" / "small"
+    assert resolve_model_path("saved_models/m") == tmp_path / "saved_models" / "m"
     with pytest.raises(ModelError, match="empty"):
         resolve_model_path(" ")
+
+
+def test_explicit_paths_are_taken_as_they_are(monkeypatch, tmp_path):
+    monkeypatch.setenv("TEXTPREDICT_MODELS", str(tmp_path))
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert str(resolve_model_path("./elsewhere/m")) == "elsewhere/m"
+    assert str(resolve_model_path("./../m")) == "../m"
+    assert resolve_model_path("/srv/models/m") == Path("/srv/models/m")
+    assert resolve_model_path("~/models/m") == Path("/home/someone/models/m")
+    assert resolve_model_path(Path("../m")) == Path("../m")  # a Path is always a path
+
+
+@pytest.mark.parametrize("name", ["../../etc", "..", ".", "a/../../b", "a/..", "..\\x", "p/../.."])
+def test_a_model_name_cannot_leave_the_models_home(monkeypatch, tmp_path, name):
+    monkeypatch.setenv("TEXTPREDICT_MODELS", str(tmp_path / "home"))
+    with pytest.raises(ModelError, match=r"leads outside .*home/; .* give its path"):
+        resolve_model_path(name)
 
 
 def test_replacing_a_directory_swaps_it_in_and_deletes_the_old(tmp_path):
@@ -167,7 +186,7 @@ def test_loading_reports_missing_and_foreign_directories(tmp_path):
     for name in ("model.keras", "vocabulary.txt"):
         (broken / name).write_text("garbage")
     (broken / "config.json").write_text(json.dumps({"model": {}}))
-    with pytest.raises(ModelError, match="cannot load the model"):
+    with pytest.raises(ModelError, match=r"model\.keras is damaged or incomplete"):
         load_model(broken)
 
 

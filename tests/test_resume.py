@@ -218,7 +218,7 @@ def test_resume_on_the_command_line(corpus, tmp_path, monkeypatch):
     result = invoke("-c", corpus, "--model", "m")
     assert result.exit_code == 1 and "carry on with --resume" in result.output
     result = invoke("--resume", "--model", "m", "--epochs", "3", "-c", corpus)
-    assert result.exit_code == 2 and "drop --corpus, --epochs" in result.output
+    assert result.exit_code == 2 and "--epochs" in result.output and "--corpus" in result.output
     assert "Traceback" not in result.output
     with lock_run(workdir):  # a live run holds it: neither starting over nor resuming
         for args in (["-c", corpus, "--overwrite"], ["--resume"]):

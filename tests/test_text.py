@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from textpredict.data import DataSplit, split_data
 from textpredict.errors import CorpusError
 from textpredict.text import (
     EOS,
     PAD_ID,
     UNK_ID,
     Tokenizer,
+    check_text_file,
     corpus_files,
     id_array,
     line_windows,
@@ -35,6 +37,9 @@ def clean(text: str) -> str:
         ("a . . . b", "a <eos> b"),
         ("a <unk> rose $ 5", "a <unk> rose $ 5"),
         ("emoji 😀\tand\x07control", "emoji and control"),
+        ("rain 🌧\ufe0f \u0301ok e\u0301", "rain ok e\u0301"),  # stray marks go
+        ('He said "Stop." (Then left.)', "he said stop <eos> then left <eos>"),
+        ("'yes.' ?no.", "yes <eos> no <eos>"),
         ("Émile ÇA", "émile ça"),
         ("   ", ""),
     ],
@@ -179,7 +184,10 @@ def test_corpus_files_expands_folders_and_skips_hidden_files(tmp_path):
     [
         (b"", "contains no words"),
         (b" \n\t\n", "contains no words"),
-        (b"caf\xc3\xa9 ok \xff\xfe bad", r"not UTF-8 text \(invalid byte at offset 9\)"),
+        (
+            b"caf\xc3\xa9 ok \xff\xfe bad",
+            r"not UTF-8 text \(invalid byte at offset 9\); pass --encoding or --errors replace",
+        ),
         (b"caf\xc3", "ends inside a character"),
         (b"\x00\x01\x02binary", "binary file"),
     ],
@@ -192,8 +200,6 @@ def test_corpus_files_rejects_unusable_text(tmp_path, content, message):
 
 
 def test_corpus_files_reports_the_offset_across_chunks(tmp_path):
-    from textpredict.text import check_text_file
-
     path = tmp_path / "late.txt"
     path.write_bytes(b"a" * 10 + b"\xe2\x82" + b"\xff")  # a broken 3-byte sequence
     with pytest.raises(CorpusError, match="offset 10"):
@@ -206,3 +212,59 @@ def test_corpus_files_rejects_missing_paths_and_empty_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CorpusError, match="contains no files"):
         corpus_files([tmp_path / "empty"])
+
+
+def test_other_encodings_are_checked_in_that_encoding(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("café crème\n".encode("latin-1"))
+    with pytest.raises(CorpusError, match="not UTF-8 text"):
+        check_text_file(path)
+    check_text_file(path, encoding="latin-1")
+    check_text_file(path, errors="replace")
+    path.write_bytes("ok \x81".encode("latin-1"))  # 0x81 is no character in windows-1252
+    with pytest.raises(CorpusError, match=r"not CP1252 text \(invalid byte at offset 3\)"):
+        check_text_file(path, encoding="windows-1252")
+
+
+@pytest.mark.parametrize(
+    ("encoding", "errors", "message"),
+    [
+        ("klingon", "strict", "unknown encoding 'klingon'"),
+        ("8859", "strict", "unknown encoding '8859'"),  # Python knows it, ICU does not
+        ("utf-16", "strict", "encoding 'utf-16' is not supported"),
+        ("utf-8", "ignore", "errors must be one of strict, replace"),
+    ],
+)
+def test_unreadable_encodings_are_refused_up_front(tmp_path, encoding, errors, message):
+    (tmp_path / "a.txt").write_text("words", encoding="utf-8")
+    with pytest.raises(CorpusError, match=message):
+        corpus_files([tmp_path / "a.txt"], encoding, errors)
+
+
+def test_a_line_longer_than_the_bound_is_refused_naming_it(tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_bytes(b"short\n" + b"x" * 30 + b"\nshort\n")
+    check_text_file(path, chunk_size=4, max_line_bytes=30)
+    with pytest.raises(CorpusError, match=r"line 2 of .* is longer than 29 bytes"):
+        check_text_file(path, chunk_size=4, max_line_bytes=29)
+
+
+def test_read_lines_converts_other_encodings_to_utf8_as_it_streams(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("café\n\n  \nà bientôt \xff\n".encode("latin-1"))
+    lines = read_lines([path], encoding="latin-1")
+    assert [t.numpy().decode() for t in lines] == ["café", "à bientôt \xff"]
+    replaced = read_lines([path], errors="replace")
+    assert [t.numpy().decode() for t in replaced] == ["caf\ufffd", "\ufffd bient\ufffdt \ufffd"]
+
+
+def test_a_split_remembers_how_its_files_were_read(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes("".join(f"ligne {i} été\n" for i in range(20)).encode("latin-1"))
+    split = split_data([path], encoding="latin-1")
+    again = DataSplit.from_description(split.describe())
+    assert (again.encoding, again.errors, again.held_out) == ("latin-1", "strict", (18, 19, 20))
+    assert next(iter(again.lines("test"))).numpy().decode() == "ligne 19 été"
+    path.write_bytes(b"\x00binary now")
+    with pytest.raises(CorpusError, match="binary"):
+        DataSplit.from_description(split.describe())

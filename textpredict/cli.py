@@ -71,8 +71,35 @@ MODEL_OPTION = click.option(
     default="default",
     show_default=True,
     envvar="TEXTPREDICT_MODEL",
-    help="A model name under saved_models/ (or $TEXTPREDICT_MODELS), or a path.",
+    help="A model name, under saved_models/ (or $TEXTPREDICT_MODELS) and never outside it, "
+    "or a path: absolute, or starting with ./ or ~.",
 )
+
+
+def reading_options(note: str = "", defaults: bool = True):
+    """`--encoding` and `--errors`: how a command reads text files. Without
+    ``defaults`` an option left out is None, so a command can tell that it was."""
+    encoding_option = click.option(
+        "--encoding",
+        default="utf-8" if defaults else None,
+        show_default=defaults or "utf-8",
+        help=f"Encoding of the text files, e.g. latin-1 or windows-1252.{note}",
+    )
+    errors_option = click.option(
+        "--errors",
+        type=click.Choice(["strict", "replace"]),
+        default="strict" if defaults else None,
+        show_default=defaults or "strict",
+        help="strict: refuse a file with bytes that are not text in the encoding; "
+        f"replace: read them as U+FFFD.{note}",
+    )
+    return lambda command: encoding_option(errors_option(command))
+
+
+def one_line(message: str) -> str:
+    """A message on one line, whatever it quotes (a file name with a line break, a
+    library's multi-line text), so that `Error: ...` stays the last line."""
+    return " ".join(message.split())
 
 
 def user_errors(command):
@@ -86,10 +113,10 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except TextpredictError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(one_line(str(error))) from None
         except OSError as error:
             where = f" ({error.filename})" if error.filename else ""
-            raise click.ClickException(f"{error.strerror or error}{where}") from None
+            raise click.ClickException(one_line(f"{error.strerror or error}{where}")) from None
 
     return wrapper
 
@@ -272,6 +299,7 @@ def main():
     help="Adam, or plain stochastic gradient descent.  [default: adam]",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Same seed, same model.")
+@reading_options()
 @click.option(
     "--steps-per-epoch",
     type=click.IntRange(min=1),
@@ -315,6 +343,8 @@ def train(
     learning_rate,
     optimizer,
     seed,
+    encoding,
+    errors,
     steps_per_epoch,
     resume,
     checkpoint_every,
@@ -324,13 +354,18 @@ def train(
     Ctrl-C stops after the current batch and saves a checkpoint; `--resume` carries on
     from it to the model an uninterrupted run would have trained.
     """
-    options = dict(locals())
     from textpredict.checkpoints import TrainingInterrupted
     from textpredict.presets import preset_configs
     from textpredict.training import train as train_model
 
     if resume:
-        given = [k for k, v in options.items() if k not in RESUME_OPTIONS and v not in (None, ())]
+        context = click.get_current_context()
+        given = [
+            name
+            for name in context.params
+            if name not in RESUME_OPTIONS
+            and context.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+        ]
         if given:
             names = ", ".join("--" + k.replace("_", "-") for k in given)
             raise click.UsageError(
@@ -374,6 +409,8 @@ def train(
             checkpoint_every=checkpoint_every,
             model_config=model_config,
             training_config=training_config,
+            encoding=encoding,
+            errors=errors,
         )
     except TrainingInterrupted as stopped:
         again = " --overwrite" if overwrite else ""
@@ -409,14 +446,18 @@ def _given(**values):
     type=click.Path(),
     help="Text to evaluate on (repeatable). Default: the model's validation and test text.",
 )
+@reading_options(" For --file; the model's own text is read as in training.", defaults=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors
-def evaluate(model, files, as_json):
+def evaluate(model, files, encoding, errors, as_json):
     """Perplexity and top-1/3/5 accuracy of a model on held-out text."""
     from textpredict.evaluation import evaluate as evaluate_model
     from textpredict.model import load_model
 
-    results = evaluate_model(load_model(model), list(files))
+    if (encoding or errors) and not files:
+        raise click.UsageError("--encoding and --errors apply to --file text")
+    reading = {"encoding": encoding or "utf-8", "errors": errors or "strict"}
+    results = evaluate_model(load_model(model), list(files), **reading)
     if as_json:
         click.echo(json.dumps({name: r.as_dict() for name, r in results.items()}, indent=2))
         return

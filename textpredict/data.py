@@ -9,7 +9,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from textpredict.errors import CorpusError
-from textpredict.text import corpus_files, count_lines, read_lines
+from textpredict.text import check_text_file, corpus_files, count_lines, read_lines
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "default"
 HELD_OUT_FRACTION = 0.1  # of the corpus lines, half validation, half test, when none is given
@@ -23,25 +23,33 @@ class DataSplit:
     valid: list[Path]
     test: list[Path]
     held_out: tuple[int, int, int] | None = None  # (train_end, valid_end, total) line numbers
+    encoding: str = "utf-8"  # of every file, as --encoding named it
+    errors: str = "strict"  # "replace": bytes that are not text are read as U+FFFD
 
     def lines(self, part: str) -> tf.data.Dataset:
         if self.held_out is None:
-            return read_lines(getattr(self, part))
+            return read_lines(getattr(self, part), encoding=self.encoding, errors=self.errors)
         train_end, valid_end, total = self.held_out
         start, stop = {"train": (0, train_end), "valid": (train_end, valid_end)}.get(
             part, (valid_end, total)
         )
-        return read_lines(self.train, start, stop)
+        return read_lines(self.train, start, stop, self.encoding, self.errors)
 
     @classmethod
     def from_description(cls, data: dict) -> DataSplit:
-        """The split that ``describe()`` wrote; an error if its files are gone."""
+        """The split that ``describe()`` wrote, read as it was read for training; an
+        error if its files are gone or are no longer text."""
         paths = {part: [Path(p) for p in data.get(part, [])] for part in ("train", "valid", "test")}
-        for path in (p for part in paths.values() for p in part):
+        reading = {
+            "encoding": data.get("encoding", "utf-8"),  # (what models before --encoding read)
+            "errors": data.get("errors", "strict"),
+        }
+        for path in dict.fromkeys(p for part in paths.values() for p in part):
             if not path.is_file():
                 raise CorpusError(f"the held-out text of this model ({path}) is gone; pass --file")
+            check_text_file(path, **reading)
         held_out = data.get("held_out_lines")
-        return cls(**paths, held_out=tuple(held_out) if held_out else None)
+        return cls(**paths, held_out=tuple(held_out) if held_out else None, **reading)
 
     def describe(self) -> dict:
         return {
@@ -49,6 +57,8 @@ class DataSplit:
             "valid": [str(p.resolve()) for p in self.valid],
             "test": [str(p.resolve()) for p in self.test],
             "held_out_lines": self.held_out,
+            "encoding": self.encoding,
+            "errors": self.errors,
         }
 
 
@@ -56,8 +66,13 @@ def split_data(
     corpus: Sequence[str | Path] | None,
     valid: Sequence[str | Path] | None = None,
     test: Sequence[str | Path] | None = None,
+    encoding: str = "utf-8",
+    errors: str = "strict",
 ) -> DataSplit:
     """Checks every file and decides the split.
+
+    Every file is text in ``encoding``; ``errors="replace"`` reads bytes that are not
+    as U+FFFD instead of refusing the file.
 
     With no corpus, the embedded default corpus and its own validation and test files.
     A single folder holding ``train.txt`` and ``valid.txt`` (and ``test.txt``), or
@@ -74,17 +89,18 @@ def split_data(
         corpus, valid = [parts["train"]], [parts["valid"]]
         if not test and "test" in parts:
             test = [parts["test"]]
-    train_files = corpus_files(corpus)
-    valid_files = corpus_files(valid) if valid else []
-    test_files = corpus_files(test) if test else valid_files
+    reading = {"encoding": encoding, "errors": errors}
+    train_files = corpus_files(corpus, **reading)
+    valid_files = corpus_files(valid, **reading) if valid else []
+    test_files = corpus_files(test, **reading) if test else valid_files
     if valid_files:
-        return DataSplit(train_files, valid_files, test_files)
+        return DataSplit(train_files, valid_files, test_files, **reading)
     total = count_lines(train_files)
     held = max(2, round(total * HELD_OUT_FRACTION))
     if total - held < 1:
         raise CorpusError(f"the corpus has {total} lines, too few to hold some out; pass --valid")
     return DataSplit(
-        train_files, train_files, train_files, (total - held, total - held // 2, total)
+        train_files, train_files, train_files, (total - held, total - held // 2, total), **reading
     )
 
 

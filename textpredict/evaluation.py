@@ -62,15 +62,24 @@ def evaluate_text(
     return evaluate_stream(stateful_copy(network, config, tokenizer, rows), ids, seq_len)
 
 
-def evaluate(model: SavedModel, files: Sequence[str | Path] | None = None) -> dict[str, Evaluation]:
+def evaluate(
+    model: SavedModel,
+    files: Sequence[str | Path] | None = None,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+) -> dict[str, Evaluation]:
     """Scores a model on given files, or on its own validation and test text.
+
+    ``encoding`` and ``errors`` say how to read the given files (see ``split_data``);
+    the model's own text is read as it was for training.
 
     Returns:
         ``{"file": ...}`` for given files, else ``{"valid": ..., "test": ...}``.
     """
     training = model.info.get("training", {})
     if files:
-        parts = {"file": read_lines(corpus_files(files))}
+        checked = corpus_files(files, encoding, errors)
+        parts = {"file": read_lines(checked, encoding=encoding, errors=errors)}
     else:
         split = DataSplit.from_description(model.info.get("data") or {})
         parts = {"valid": split.lines("valid"), "test": split.lines("test")}

@@ -49,21 +49,21 @@ def export_model(model: SavedModel, k: int = 3, directory: str | Path | None = N
     version = 1 + max((int(p.name) for p in _versions(parent)), default=0)
     target = parent / str(version)
 
-    model.tokenizer.layer(tf.constant([""]))  # builds the layer, as tracking requires
-    archive = keras.export.ExportArchive()
-    archive.track(model.tokenizer.layer)
-    archive.track(model.network)
-    archive.add_endpoint(
-        "serving_default",
-        _serving_function(model, k),
-        input_signature=[tf.TensorSpec([None], tf.string, name="text")],
-    )
-    try:
+    try:  # before the tracing, so that an unwritable folder fails at once
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=parent))
     except OSError as error:
         raise ModelError(f"cannot write to {parent}: {error.strerror}") from None
     try:
+        model.tokenizer.layer(tf.constant([""]))  # builds the layer, as tracking requires
+        archive = keras.export.ExportArchive()
+        archive.track(model.tokenizer.layer)
+        archive.track(model.network)
+        archive.add_endpoint(
+            "serving_default",
+            _serving_function(model, k),
+            input_signature=[tf.TensorSpec([None], tf.string, name="text")],
+        )
         archive.write_out(str(staging), verbose=False)
         staging.rename(target)  # a half-written version is never visible to a server
     finally:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import keras
@@ -229,13 +230,31 @@ def models_home() -> Path:
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
-    """A bare name means ``saved_models/<name>``; anything with a slash is a path."""
+    """Where a model lives: a name resolves under the models home, a path is a path.
+
+    An explicit path is a ``Path`` object, or a string that is absolute, starts with
+    ``./`` (``.\\``) or ``~``. Any other string is a name under `models_home`, such as
+    ``books`` or ``ptb/small``, and must stay inside it: a name with ``..`` is
+    refused, so that a name passed on by a script or a form cannot reach files
+    elsewhere. (Symbolic links inside the home are followed: they are the owner's.)
+    """
+    if isinstance(name_or_path, Path):
+        return name_or_path
     text = str(name_or_path)
     if not text.strip():
         raise ModelError("the model name is empty")
-    if os.sep in text or "/" in text or text in (".", ".."):
-        return Path(text)
-    return models_home() / text
+    if text.startswith(("./", ".\\", "~")) or Path(text).is_absolute():
+        try:
+            return Path(text).expanduser()
+        except RuntimeError as error:  # ~user of an unknown user
+            raise ModelError(f"cannot find the model path {text}: {error}") from None
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    if not parts or ".." in parts:
+        raise ModelError(
+            f"the model name {text!r} leads outside {models_home()}/; to use a model "
+            "elsewhere, give its path (absolute, or starting with ./)"
+        )
+    return models_home().joinpath(*parts)
 
 
 @dataclass
@@ -251,24 +270,98 @@ class SavedModel:
 
 
 def load_model(name_or_path: str | Path) -> SavedModel:
-    """Loads a model directory, with Keras's safe mode (no deserialised Python code)."""
+    """Loads a model directory, with Keras's safe mode (no deserialised Python code).
+
+    Raises ``ModelError``, with a one-line message naming the file at fault, for a
+    directory that is missing, incomplete, damaged or not a textpredict model.
+    """
     path = resolve_model_path(name_or_path)
     recover_previous(path)
+    if path.is_file():
+        raise ModelError(f"{path} is a file; a model is a directory holding {', '.join(FILES)}")
     if not path.is_dir():
         raise ModelError(f"no model at {path} (train one with `textpredict train`)")
     missing = [f for f in FILES if not (path / f).is_file()]
     if missing:
         raise ModelError(f"{path} is not a textpredict model (missing {', '.join(missing)})")
+    info = _read_json(path / "config.json")
     try:
-        info = json.loads((path / "config.json").read_text(encoding="utf-8"))
         config = from_dict(ModelConfig, info.get("model", {}))
-        tokenizer = Tokenizer.load(path / "vocabulary.txt", config.tokenization)
-        network = keras.saving.load_model(path / "model.keras", compile=False, safe_mode=True)
-    except (OSError, ValueError, TypeError, KeyError) as error:
-        raise ModelError(f"cannot load the model in {path}: {error}") from None
+    except (TextpredictError, TypeError, AttributeError) as error:
+        raise ModelError(f"{path / 'config.json'} is damaged: {error}") from None
+    tokens = _read_text(path / "vocabulary.txt").splitlines()
+    try:
+        tokenizer = Tokenizer(tokens, config.tokenization)
+    except ValueError as error:  # empty, or a token twice
+        raise ModelError(f"{path / 'vocabulary.txt'} is damaged: {error}") from None
+    network = _load_network(path / "model.keras")
+    check_network(network, config, tokenizer.vocabulary_size, path)
     metrics_file = path / "metrics.json"
-    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    metrics = _read_json(metrics_file) if metrics_file.is_file() else {}
     return SavedModel(path, network, tokenizer, config, info, metrics)
+
+
+def check_network(network: keras.Model, config: ModelConfig, vocabulary_size: int, path) -> None:
+    """Raises ``ModelError`` unless ``network`` is the language model that config.json
+    and vocabulary.txt describe: word ids in, a score per vocabulary word out, through
+    ``config.num_layers`` recurrent layers of kind ``config.cell``."""
+    try:
+        shapes = [tuple(t.shape) for t in (*network.inputs, *network.outputs)]
+    except (AttributeError, ValueError):
+        shapes = []
+    if len(shapes) != 2 or len(shapes[0]) != 2 or shapes[1][1:] != (None, vocabulary_size):
+        raise ModelError(
+            f"{path / 'model.keras'} is not a textpredict language model for the "
+            f"{vocabulary_size} tokens of vocabulary.txt"
+        )
+    kinds = {kind: name for name, kind in CELLS.items()}
+    found = [
+        kinds.get(type(layer), type(layer).__name__)
+        for layer in network.layers
+        if isinstance(layer, layers.Recurrent)
+    ]
+    if found != [config.cell] * config.num_layers:
+        raise ModelError(
+            f"{path} is inconsistent: config.json describes {config.num_layers} "
+            f"{config.cell} layer(s), model.keras holds {', '.join(found) or 'none'}"
+        )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ModelError(f"cannot read {path}: {reason}") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as error:
+        raise ModelError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} is damaged: it holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _load_network(file: Path) -> keras.Model:
+    """The network in a ``.keras`` file, loaded in safe mode."""
+    if not zipfile.is_zipfile(file):
+        raise ModelError(f"{file} is damaged or incomplete (not a .keras archive)")
+    try:
+        return keras.saving.load_model(file, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many kinds for a file it cannot rebuild
+        if "safe_mode" in str(error):
+            raise ModelError(
+                f"{file} contains Python code (a Lambda layer), which textpredict never "
+                "runs: a model file from an untrusted source must be treated like code"
+            ) from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ModelError(
+            f"{file} cannot be loaded as a textpredict network ({type(error).__name__}"
+            f"{': ' + reason[:200] if reason else ''})"
+        ) from None
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -4,16 +4,19 @@ Punctuation policy (applied identically to corpora, prompts and the exported mod
 because it is one TensorFlow function traced into each of them):
 
 * Text is lower-cased (Unicode aware); curly apostrophes become ``'``.
-* A word-final ``.``, ``!`` or ``?`` run, or a stand-alone one, ends a sentence and
-  becomes the token ``<eos>``, so a model learns to predict sentence ends. A period
-  inside a token is kept, so abbreviations such as ``u.s.`` and numbers such as
-  ``3.5`` stay whole. Every line of a corpus file also ends a sentence (as in
-  Mikolov's Penn Treebank files), and repeated ``<eos>`` collapse to one.
+* A word-final ``.``, ``!`` or ``?`` run (closing quotes or brackets may follow it),
+  or a stand-alone one, ends a sentence and becomes the token ``<eos>``, so a model
+  learns to predict sentence ends. A period inside a token is kept, so abbreviations
+  such as ``u.s.`` and numbers such as ``3.5`` stay whole; ``!`` and ``?`` inside one
+  separate words. Every line of a corpus file also ends a sentence (as in Mikolov's
+  Penn Treebank files), and repeated ``<eos>`` collapse to one.
 * Apostrophes and hyphens inside words are kept: ``don't`` and ``well-known`` are one
   token each, and Penn Treebank's ``'s`` and ``n't`` stay as they are.
 * Letters, digits, ``$``, ``%``, ``&``, ``<`` and ``>`` are kept (``<unk>`` in Penn
   Treebank is an ordinary word); every other character, commas, quotes, brackets,
-  symbols and emoji included, separates words and is dropped.
+  symbols and emoji included, separates words and is dropped, and so does a
+  combining mark that follows no letter or digit (an emoji's variation selector).
+* Standardised text standardises to itself (a property test checks this).
 
 A corpus that is already tokenized, such as Penn Treebank, can skip this policy
 (``tokenization="pretokenized"``): its words are split on whitespace and kept exactly,
@@ -47,15 +50,22 @@ def standardize(text: tf.Tensor) -> tf.Tensor:
     """Normalises a string tensor as the module docstring describes."""
     text = tf.strings.lower(text, encoding="utf-8")
     text = tf.strings.regex_replace(text, "[\u2018\u2019\u02bc]", "'")
+    text = tf.strings.regex_replace(text, r"[^\p{L}\p{M}\p{N}\s'.!?$%&<>-]", " ")
+    # "!" and "?" inside a word separate; at its end they end a sentence, as "." does.
+    text = tf.strings.regex_replace(text, r"[!?]+([^\s.!?'])", r" \1")
+    text = tf.strings.regex_replace(text, r"[!?]", ".")
     # Double every gap so that each token owns a space on both sides: RE2 has no
-    # look-around, and this lets one pass match adjacent sentence ends.
+    # look-around, and this lets one pass match adjacent tokens.
     text = tf.strings.regex_replace(text, r"\s+", "  ")
     text = tf.strings.join([" ", text, " "])
-    text = tf.strings.regex_replace(text, r"\s([^\s.!?]*)[.!?]+\s", r" \1 <eos> ")
-    text = tf.strings.regex_replace(text, r"[^\p{L}\p{M}\p{N}\s'.$%&<>-]", " ")
+    # A combining mark belongs to the letter before it; one left alone (an emoji's
+    # variation selector, say) goes with what it followed.
+    text = tf.strings.regex_replace(text, r"([^\p{L}\p{M}\p{N}])\p{M}+", r"\1")
     # Single quotes around a word go; apostrophes inside or in front of one stay.
-    text = tf.strings.regex_replace(text, r"\s+", "  ")
-    text = tf.strings.regex_replace(text, r"\s'+([^\s']+)'+\s", r" \1 ")
+    text = tf.strings.regex_replace(text, r"\s'+([^\s]*[^\s'])'+\s", r" \1 ")
+    # Periods (and quotes) ending a word with no period inside end a sentence. Each
+    # step leaves nothing an earlier one would change: standardising is idempotent.
+    text = tf.strings.regex_replace(text, r"\s'*([^\s.]*[^\s.'])?[.']*\.[.']*\s", r" \1 <eos> ")
     text = tf.strings.regex_replace(text, r"(^|\s)'+(\s|$)", " ")
     text = tf.strings.regex_replace(text, r"<eos>(\s+<eos>)+", EOS)
     return tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
@@ -163,12 +173,49 @@ def end_sentence(line: tf.Tensor) -> tf.Tensor:
 # --- reading corpora ---------------------------------------------------------------
 
 
-def corpus_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Expands files and folders into a sorted list of readable UTF-8 text files.
+#: The longest corpus line read, in bytes. A line is one training sequence, held in
+#: memory with its tokens; a sentence or paragraph a line is far below this, and a
+#: file that is one enormous line is refused rather than read.
+MAX_LINE_BYTES = 1 << 20
+
+#: How --errors treats bytes that are not text in the chosen encoding.
+ERRORS = ("strict", "replace")
+
+
+def check_encoding(encoding: str, errors: str = "strict") -> None:
+    """Raises ``CorpusError`` unless files in ``encoding`` can be read line by line.
+
+    The name must be known both to Python (which checks each file and reports the
+    offset of a bad byte) and to ICU (which TensorFlow's ``unicode_transcode`` uses
+    to convert the lines to UTF-8 as they stream). Lines are split at byte ``\\n``, so
+    encodings that write it otherwise (UTF-16, UTF-32) cannot be read.
+    """
+    if errors not in ERRORS:
+        raise CorpusError(f"errors must be one of {', '.join(ERRORS)}; got {errors!r}")
+    try:
+        line_compatible = "\n a".encode(encoding) == b"\n a"
+        tf.strings.unicode_transcode("a", encoding, "UTF-8")
+    except (LookupError, tf.errors.InvalidArgumentError):
+        raise CorpusError(
+            f"unknown encoding {encoding!r} (try utf-8, latin-1, windows-1252 or shift_jis)"
+        ) from None
+    if not line_compatible:
+        raise CorpusError(
+            f"encoding {encoding!r} is not supported: corpora are read line by line, so "
+            "they must be in an encoding that keeps ASCII line ends, such as utf-8"
+        )
+
+
+def corpus_files(
+    paths: Iterable[str | Path], encoding: str = "utf-8", errors: str = "strict"
+) -> list[Path]:
+    """Expands files and folders into a sorted list of readable text files.
 
     Folders are read recursively, hidden files skipped. Raises ``CorpusError`` naming
-    the path for anything missing, unreadable, empty or not UTF-8.
+    the path for anything missing, unreadable, empty or not text in ``encoding`` (see
+    `check_text_file`).
     """
+    check_encoding(encoding, errors)
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -189,32 +236,61 @@ def corpus_files(paths: Iterable[str | Path]) -> list[Path]:
     if not files:
         raise CorpusError("no corpus files given")
     for file in files:
-        check_text_file(file)
+        check_text_file(file, encoding, errors)
     return files
 
 
-def check_text_file(path: Path, chunk_size: int = 1 << 20) -> None:
+def check_text_file(
+    path: Path,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    chunk_size: int = 1 << 20,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> None:
     """Reads a file once, in chunks, and raises ``CorpusError`` unless it is
-    non-empty UTF-8 text with at least one word."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset, has_text = 0, False
+    non-empty text in ``encoding`` with at least one word and no line longer than
+    ``max_line_bytes``.
+
+    ``errors="replace"`` accepts bytes that are not text (they are read as U+FFFD);
+    ``"strict"`` refuses the file, naming the offset of the first such byte.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)(errors)
+    name = codecs.lookup(encoding).name.upper()
+    chunk_size = min(chunk_size, max_line_bytes)  # then only lines across chunks can be long
+    offset, line, line_bytes, has_text = 0, 1, 0, False
     try:
         with open(path, "rb") as handle:
             while chunk := handle.read(chunk_size):
+                # A NUL byte is no text in any encoding read here (check_encoding), and
+                # a binary file is better called that than blamed on its encoding.
+                if b"\x00" in chunk:
+                    raise CorpusError(f"{path} looks like a binary file (it contains NUL bytes)")
                 try:
                     text = decoder.decode(chunk)
                 except UnicodeDecodeError as error:
                     raise CorpusError(
-                        f"{path} is not UTF-8 text (invalid byte at offset "
-                        f"{offset + error.start - len(decoder.getstate()[0])})"
+                        f"{path} is not {name} text (invalid byte at offset "
+                        f"{offset + error.start - len(decoder.getstate()[0])}); "
+                        "pass --encoding or --errors replace"
                     ) from None
-                if "\x00" in text:
-                    raise CorpusError(f"{path} looks like a binary file (it contains NUL bytes)")
                 has_text = has_text or any(c.isalnum() for c in text)
+                end = chunk.find(b"\n")
+                line_bytes += len(chunk) if end < 0 else end
+                if line_bytes > max_line_bytes:
+                    raise CorpusError(
+                        f"line {line} of {path} is longer than {max_line_bytes:,} bytes; "
+                        "put one sentence or paragraph on each line"
+                    )
+                if end >= 0:
+                    line += chunk.count(b"\n")
+                    line_bytes = len(chunk) - 1 - chunk.rfind(b"\n")
                 offset += len(chunk)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        raise CorpusError(f"{path} is not UTF-8 text (it ends inside a character)") from None
+        raise CorpusError(
+            f"{path} is not {name} text (it ends inside a character); "
+            "pass --encoding or --errors replace"
+        ) from None
     except OSError as error:
         raise CorpusError(f"cannot read {path}: {error.strerror}") from None
     if not has_text:
@@ -230,9 +306,26 @@ def count_lines(files: Sequence[Path]) -> int:
     return total
 
 
-def read_lines(files: Sequence[Path], start: int = 0, stop: int | None = None) -> tf.data.Dataset:
-    """The non-blank lines of ``files`` in order, optionally only lines [start, stop)."""
+def read_lines(
+    files: Sequence[Path],
+    start: int = 0,
+    stop: int | None = None,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+) -> tf.data.Dataset:
+    """The non-blank lines of ``files`` in order, optionally only lines [start, stop).
+
+    Lines come out as UTF-8: text in another ``encoding``, or with bytes to replace
+    (``errors="replace"``), is converted as it streams. Check the files first
+    (`corpus_files`): a strict conversion that meets a bad byte stops with an error.
+    """
     lines = tf.data.TextLineDataset([str(f) for f in files])
+    if codecs.lookup(encoding).name != "utf-8" or errors == "replace":
+        lines = lines.map(
+            lambda line: tf.strings.unicode_transcode(
+                line, encoding, "UTF-8", errors=errors, replacement_char=0xFFFD
+            )
+        )
     lines = lines.filter(lambda line: tf.strings.regex_full_match(line, r".*\S.*"))
     if start or stop is not None:
         lines = lines.skip(start)

@@ -125,6 +125,8 @@ def train(
     checkpoint_every: float = 60.0,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
+    encoding: str = "utf-8",
+    errors: str = "strict",
 ) -> SavedModel:
     """Trains a language model and writes its model directory.
 
@@ -143,6 +145,7 @@ def train(
             written after every epoch, and on Ctrl-C or SIGTERM).
         callbacks: more Keras callbacks for ``fit``.
         verbose: Keras's ``fit`` verbosity (progress bar, one line an epoch, silent).
+        encoding, errors: how the text files are read (see ``split_data``).
 
     Returns:
         The trained model, as ``load_model`` would return it.
@@ -162,7 +165,7 @@ def train(
     else:
         run = TrainingRun.start(
             workdir,
-            split_data(corpus, valid, test),
+            split_data(corpus, valid, test, encoding, errors),
             model_config or ModelConfig(),
             training_config or TrainingConfig(),
             overwrite,
