@@ -271,6 +271,20 @@ def main():
     help="Adam, or plain stochastic gradient descent.  [default: adam]",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Same seed, same model.")
+@click.option(
+    "--strategy",
+    type=click.Choice(["default", "mirrored", "multi-worker"]),
+    default=None,
+    help="default: one device; mirrored: this machine's GPUs (or --devices); multi-worker: "
+    "the machines in $TF_CONFIG. --batch-size stays the global batch.",
+)
+@click.option(
+    "--devices",
+    default=None,
+    metavar="LIST",
+    help="With --strategy mirrored: the devices, e.g. /gpu:0,/gpu:1 (default: all GPUs). "
+    "/cpu:0,/cpu:1 splits the CPU in two, to try it without GPUs.",
+)
 @user_errors
 def train(
     corpus,
@@ -295,6 +309,8 @@ def train(
     learning_rate,
     optimizer,
     seed,
+    strategy,
+    devices,
 ):
     """Train a model and write it to saved_models/NAME/."""
     from textpredict.presets import preset_configs
@@ -323,6 +339,8 @@ def train(
             learning_rate=learning_rate,
             optimizer=optimizer,
             seed=seed,
+            strategy=strategy,
+            devices=devices,
         ),
     )
     started = time.perf_counter()
@@ -335,6 +353,9 @@ def train(
         model_config=model_config,
         training_config=training_config,
     )
+    if trained is None:  # a multi-worker cluster's worker other than the chief
+        click.echo("Worker finished; the chief saves the model.")
+        return
     valid_result = trained.metrics["valid"]
     click.echo(
         f"Saved {trained.path} in {time.perf_counter() - started:.0f} s: validation perplexity "

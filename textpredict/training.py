@@ -19,6 +19,16 @@ import tensorflow as tf
 
 from textpredict import __version__
 from textpredict.data import split_data
+from textpredict.distribute import (
+    build_from_spec,
+    check_strategy,
+    clip_after_summing,
+    is_chief,
+    make_strategy,
+    output_directory,
+    parse_devices,
+    split_each_batch,
+)
 from textpredict.errors import CorpusError, TextpredictError
 from textpredict.evaluation import evaluate_text
 from textpredict.metrics import PerplexityLogger
@@ -26,12 +36,12 @@ from textpredict.model import (
     DEFAULT_MODEL,
     ModelConfig,
     SavedModel,
+    TokenCrossEntropy,
     build_language_model,
     check_choice,
     check_positive_int,
     load_model,
     resolve_model_path,
-    staging_directory,
     write_json,
 )
 from textpredict.text import PAD_ID, Tokenizer, id_array, line_windows, stream_windows
@@ -57,6 +67,10 @@ class TrainingConfig:
     clipnorm: float | None = 1.0  # clip each weight's gradient to this norm (Keras's clipnorm)
     global_clipnorm: float | None = None  # or clip all gradients jointly (Pascanu et al. 2013)
     seed: int = 0  # seeds initialisation, dropout and shuffling: same seed, same model
+    # "default": one device; "mirrored": this machine's GPUs (or `devices`); "multi-worker":
+    # the cluster in TF_CONFIG. batch_size stays the global batch (textpredict.distribute).
+    strategy: str = "default"
+    devices: tuple[str, ...] | None = None  # for "mirrored": e.g. ("/gpu:0", "/gpu:1")
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "seq_len"):
@@ -72,6 +86,13 @@ class TrainingConfig:
         clips = [c for c in (self.clipnorm, self.global_clipnorm) if c is not None]
         if len(clips) > 1 or not all(c > 0 for c in clips):
             raise TextpredictError("give one positive clipnorm or global_clipnorm, not both")
+        self.devices = parse_devices(self.devices)
+        check_strategy(self.strategy, self.devices)
+        if self.strategy != "default" and self.sequences == "stream":
+            raise TextpredictError(
+                f"the {self.strategy} strategy trains lines, not a stream: a stream's state "
+                "is carried per row, which replicas would split (use --sequences lines)"
+            )
 
     def learning_rate_at(self, epoch: int) -> float:
         """The step size of an epoch (counted from 0): ``lr · decay^max(0, epoch + 1 − n)``."""
@@ -106,15 +127,18 @@ def train(
         verbose: Keras's ``fit`` verbosity (progress bar, one line an epoch, silent).
 
     Returns:
-        The trained model, as ``load_model`` would return it.
+        The trained model, as ``load_model`` would return it; None on a multi-worker
+        cluster's workers other than the chief, which write no model directory.
     """
     model_config = model_config or ModelConfig()
     config = training_config or TrainingConfig()
     target = resolve_model_path(model)
-    if target.exists() and not overwrite:  # fail before minutes of training, not after
+    chief = is_chief(config.strategy)
+    if chief and target.exists() and not overwrite:  # fail before minutes of training
         raise TextpredictError(
             f"{target} already exists; choose another --model or pass --overwrite"
         )
+    strategy = make_strategy(config.strategy, config.devices)  # before any other TF op
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -133,13 +157,15 @@ def train(
         raise CorpusError(
             f"the validation text is shorter than one window ({window_tokens(config)} tokens)"
         )
-    network = compiled_network(model_config, config, tokenizer.vocabulary_size)
+    with strategy.scope():  # the weights are mirrored on every replica
+        network = compiled_network(model_config, config, tokenizer.vocabulary_size)
+    build_from_spec(network, train_batches)
     stateful = config.sequences == "stream"
     schedule = []
     if config.lr_decay != 1:
         schedule = [keras.callbacks.LearningRateScheduler(lambda e, _: config.learning_rate_at(e))]
     started = time.perf_counter()
-    with staging_directory(target, overwrite) as staging:
+    with output_directory(target, overwrite, chief) as staging:
         history = network.fit(
             train_batches,
             validation_data=valid_batches,
@@ -194,7 +220,7 @@ def train(
                 **evaluation,
             },
         )
-    return load_model(target)
+    return load_model(target) if chief else None
 
 
 def compiled_network(
@@ -213,9 +239,13 @@ def compiled_network(
         batch_size=config.batch_size if stateful else None,
         seed=config.seed,
     )
+    # On one device Keras's own masked loss, which TokenCrossEntropy equals there.
+    replicated = tf.distribute.get_strategy().num_replicas_in_sync > 1
     network.compile(
-        optimizer=config.make_optimizer(),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
+        optimizer=clip_after_summing(config.make_optimizer()),
+        loss=TokenCrossEntropy()
+        if replicated
+        else keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
     )
     return network
 
@@ -265,10 +295,14 @@ def window_tokens(config: TrainingConfig) -> int:
 def batches(
     tokenizer: Tokenizer, lines: tf.data.Dataset, config: TrainingConfig, shuffle: bool
 ) -> tf.data.Dataset:
-    """The ``(inputs, targets)`` batches of a text, cut as ``config.sequences`` says."""
+    """The ``(inputs, targets)`` batches of a text, cut as ``config.sequences`` says.
+
+    On a cluster each worker takes its rows of every batch (``split_each_batch``).
+    """
     if config.sequences == "lines":
         seed = config.seed if shuffle else None
-        return line_windows(tokenizer, lines, config.seq_len, config.batch_size, seed)
+        windows = line_windows(tokenizer, lines, config.seq_len, config.batch_size, seed)
+        return split_each_batch(windows)
     ids = id_array(tokenizer, lines)
     windows = stream_windows(ids, config.seq_len, config.batch_size)
     return windows.prefetch(tf.data.AUTOTUNE)
