@@ -4,15 +4,19 @@ Both strategies are synchronous data parallelism: every replica holds a copy of 
 weights, takes its share of the rows of each batch, and the replicas' gradients are
 summed before one shared update. ``batch_size`` is therefore the *global* batch: a run
 on two GPUs (or two machines) with ``batch_size=32`` makes the same updates as one
-device with ``batch_size=32``, up to the order of floating-point sums. Two things make
-that hold here and are not Keras's defaults:
+device with ``batch_size=32``, up to the order of floating-point sums. What makes that
+hold here, none of it Keras's default:
 
 * every worker reads the whole text and takes its rows of each global batch
   (``split_each_batch``), instead of tf.data's default of giving workers different
   corpus files;
 * the loss is averaged over the target tokens of the whole global batch, not of each
   replica's share (``model.TokenCrossEntropy``), because padding is unevenly spread
-  over the replicas.
+  over the replicas;
+* gradients are clipped after the replicas' gradients are summed, not before
+  (``clip_after_summing``);
+* ``fit`` builds the network from the data's shapes, not from an extra pass over the
+  shuffled data (``build_from_spec``), which would shift every epoch's order.
 
 A multi-worker cluster is described by ``TF_CONFIG``, as in TensorFlow's
 multi-worker guide. One worker, the chief (task ``chief``, or ``worker`` 0 when the
