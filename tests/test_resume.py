@@ -215,6 +215,7 @@ def test_resume_on_the_command_line(corpus, tmp_path, monkeypatch):
     workdir = training_directory(tmp_path / "m")
     workdir.mkdir()
     np.savez(workdir / "checkpoint.npz", position=np.array('{"epoch": 1, "step": 4}'))
+    (workdir / "config.json").write_text('{"model": {}, "training": {}}')
     result = invoke("-c", corpus, "--model", "m")
     assert result.exit_code == 1 and "carry on with --resume" in result.output
     result = invoke("--resume", "--model", "m", "--epochs", "3", "-c", corpus)

@@ -124,9 +124,10 @@ class Checkpointer(keras.callbacks.Callback):
 
     Args:
         directory: the training directory.
-        position: where this part of the run starts; its state is restored into the
-            network at the first epoch start (after Keras has reset the loss
-            accumulators and ``ResetStates`` the carried state) when ``restore``.
+        position: where this part of the run starts.
+        restore_from: the directory of the checkpoint to restore into the network at
+            the first epoch start (after Keras has reset the loss accumulators and
+            ``ResetStates`` the carried state), when resuming.
         every: seconds between checkpoints within an epoch.
         stop: set when the run must stop (see ``stop_requests``).
     """
@@ -137,21 +138,21 @@ class Checkpointer(keras.callbacks.Callback):
         position: Position,
         every: float,
         stop: threading.Event,
-        restore: bool = False,
+        restore_from: Path | None = None,
     ):
         super().__init__()
         self.directory = Path(directory)
         self.position = position
         self.every = every
         self.stop = stop
-        self.pending_restore = restore
+        self.restore_from = restore_from
         self.first_step = position.step  # batches of this epoch done before this fit
         self.last_save = time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.pending_restore:
-            restore_checkpoint(self.directory, self.model)
-            self.pending_restore = False
+        if self.restore_from is not None:
+            restore_checkpoint(self.restore_from, self.model)
+            self.restore_from = None
 
     def on_train_begin(self, logs=None):
         optimizer = self.model.optimizer

@@ -304,7 +304,7 @@ def main():
     "--steps-per-epoch",
     type=click.IntRange(min=1),
     default=None,
-    help="Batches an epoch at most.  [default: the whole corpus]",
+    help="Batches an epoch, from pass after pass over the corpus.  [default: one pass]",
 )
 @click.option(
     "--resume",
@@ -318,6 +318,20 @@ def main():
     default=60,
     show_default=True,
     help="Seconds between checkpoints within an epoch (also after every epoch and on Ctrl-C).",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["default", "mirrored", "multi-worker"]),
+    default=None,
+    help="default: one device; mirrored: this machine's GPUs (or --devices); multi-worker: "
+    "the machines in $TF_CONFIG. --batch-size stays the global batch.",
+)
+@click.option(
+    "--devices",
+    default=None,
+    metavar="LIST",
+    help="With --strategy mirrored: the devices, e.g. /gpu:0,/gpu:1 (default: all GPUs). "
+    "/cpu:0,/cpu:1 splits the CPU in two, to try it without GPUs.",
 )
 @user_errors
 def train(
@@ -348,6 +362,8 @@ def train(
     steps_per_epoch,
     resume,
     checkpoint_every,
+    strategy,
+    devices,
 ):
     """Train a model and write it to saved_models/NAME/.
 
@@ -395,6 +411,8 @@ def train(
             optimizer=optimizer,
             seed=seed,
             steps_per_epoch=steps_per_epoch,
+            strategy=strategy,
+            devices=devices,
         ),
     )
     started = time.perf_counter()
@@ -420,6 +438,9 @@ def train(
             err=True,
         )
         sys.exit(130)  # the shell's code for "stopped by Ctrl-C"
+    if trained is None:  # a multi-worker cluster's worker other than the chief
+        click.echo("Worker finished; the chief saves the model.")
+        return
     valid_result = trained.metrics["valid"]
     click.echo(
         f"Saved {trained.path} in {time.perf_counter() - started:.0f} s: validation perplexity "

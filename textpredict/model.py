@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from textpredict import layers
 from textpredict.errors import ModelError, TextpredictError
@@ -144,6 +145,40 @@ class TiedEmbedding(keras.layers.Layer):
             "output_dim": self.output_dim,
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
         }
+
+
+@keras.saving.register_keras_serializable(package="textpredict")
+class TokenCrossEntropy(keras.losses.Loss):
+    """Mean cross-entropy per target token of the whole batch, padding (id 0) ignored.
+
+    The loss ``train`` minimises. On one device it equals Keras's
+    ``SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)``. Under a
+    ``tf.distribute`` strategy each replica gets some rows of the batch, and Keras's
+    mean would divide each replica's sum by that replica's own count of real tokens
+    before the replicas' gradients are added: bucketed batches topped up with padding
+    rows put more padding on some replicas than on others, so tokens would weigh
+    unequally and the update would differ from one device's. Here every replica
+    divides by the count over *all* replicas, and the summed gradients are exactly the
+    gradient of the single-device mean (see ``textpredict.distribute``).
+    """
+
+    def __init__(self, name="token_cross_entropy", dtype=None):
+        # "sum": Keras then neither divides by the replica's share nor scales by the
+        # number of replicas; call() has already divided by the global token count.
+        super().__init__(name=name, reduction="sum", dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def call(self, y_true, y_pred):
+        y_true = keras.ops.cast(y_true, "int32")
+        real = keras.ops.cast(keras.ops.not_equal(y_true, PAD_ID), y_pred.dtype)
+        losses = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        tokens = keras.ops.sum(real)
+        context = tf.distribute.get_replica_context()
+        if context is not None and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            tokens = context.all_reduce("sum", tokens)
+        return losses * real / keras.ops.maximum(tokens, 1.0)  # (batch, time)
 
 
 def build_language_model(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -35,6 +36,15 @@ from textpredict.checkpoints import (
     stop_requests,
 )
 from textpredict.data import DataSplit, split_data
+from textpredict.distribute import (
+    build_from_spec,
+    check_strategy,
+    clip_after_summing,
+    is_chief,
+    make_strategy,
+    parse_devices,
+    split_each_batch,
+)
 from textpredict.errors import CorpusError, ModelError, TextpredictError
 from textpredict.evaluation import evaluate_text
 from textpredict.metrics import PerplexityLogger
@@ -42,6 +52,7 @@ from textpredict.model import (
     DEFAULT_MODEL,
     ModelConfig,
     SavedModel,
+    TokenCrossEntropy,
     build_language_model,
     check_choice,
     check_positive_int,
@@ -85,6 +96,10 @@ class TrainingConfig:
     global_clipnorm: float | None = None  # or clip all gradients jointly (Pascanu et al. 2013)
     seed: int = 0  # seeds initialisation, dropout and shuffling: same seed, same model
     steps_per_epoch: int = 0  # 0: an epoch is a pass over the corpus; else this many batches
+    # "default": one device; "mirrored": this machine's GPUs (or `devices`); "multi-worker":
+    # the cluster in TF_CONFIG. batch_size stays the global batch (textpredict.distribute).
+    strategy: str = "default"
+    devices: tuple[str, ...] | None = None  # for "mirrored": e.g. ("/gpu:0", "/gpu:1")
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "seq_len"):
@@ -100,6 +115,13 @@ class TrainingConfig:
         clips = [c for c in (self.clipnorm, self.global_clipnorm) if c is not None]
         if len(clips) > 1 or not all(c > 0 for c in clips):
             raise TextpredictError("give one positive clipnorm or global_clipnorm, not both")
+        self.devices = parse_devices(self.devices)
+        check_strategy(self.strategy, self.devices)
+        if self.strategy != "default" and self.sequences == "stream":
+            raise TextpredictError(
+                f"the {self.strategy} strategy trains lines, not a stream: a stream's state "
+                "is carried per row, which replicas would split (use --sequences lines)"
+            )
 
     def learning_rate_at(self, epoch: int) -> float:
         """The step size of an epoch (counted from 0): ``lr · decay^max(0, epoch + 1 − n)``."""
@@ -148,7 +170,8 @@ def train(
         encoding, errors: how the text files are read (see ``split_data``).
 
     Returns:
-        The trained model, as ``load_model`` would return it.
+        The trained model, as ``load_model`` would return it; None on a multi-worker
+        cluster's workers other than the chief, which write no model directory.
 
     Raises:
         TrainingInterrupted: on Ctrl-C or SIGTERM, once the checkpoint is saved.
@@ -156,40 +179,41 @@ def train(
             it, if any, has been written as the model.
     """
     target = resolve_model_path(model)
-    recover_previous(target)
-    if target.exists() and not overwrite:  # fail before minutes of training, not after
-        raise ModelError(f"{target} already exists; choose another --model or pass --overwrite")
-    workdir = training_directory(target)
+    shared = training_directory(target)  # the run's directory, where the chief writes
     if resume:
-        run = TrainingRun.resume(workdir)
-    else:
-        run = TrainingRun.start(
-            workdir,
-            split_data(corpus, valid, test, encoding, errors),
-            model_config or ModelConfig(),
-            training_config or TrainingConfig(),
-            overwrite,
-        )
+        model_config, config = read_run_config(shared)
+    model_config = model_config or ModelConfig()
+    config = training_config or TrainingConfig() if not resume else config
+    chief = is_chief(config.strategy)
+    if chief:
+        recover_previous(target)
+        if target.exists() and not overwrite:  # fail before minutes of training, not after
+            raise ModelError(f"{target} already exists; choose another --model or pass --overwrite")
+    strategy = make_strategy(config.strategy, config.devices)  # before any other TF op
+    # The other workers of a cluster run the same code, saving included (it keeps them in
+    # step), into a scratch directory of their own that is deleted at the end.
+    workdir = shared if chief else Path(tempfile.mkdtemp(prefix="textpredict-worker-"))
     try:
-        run.fit(checkpoint_every, callbacks, verbose)
-    except TrainingDiverged as error:
-        if run.position.best_epoch == 0:
+        if resume:
+            run = TrainingRun.resume(workdir, source=shared)
+        else:
+            data = split_data(corpus, valid, test, encoding, errors)
+            run = TrainingRun.start(workdir, data, model_config, config, overwrite)
+        return run.train(target if chief else None, strategy, checkpoint_every, callbacks, verbose)
+    finally:
+        if not chief:
             shutil.rmtree(workdir, ignore_errors=True)
-            raise TrainingDiverged(
-                f"{error}, before any epoch was complete; nothing was saved. "
-                "Try a lower --learning-rate"
-            ) from None
-        run.finish(target)
-        raise TrainingDiverged(
-            f"{error}; the last good model, epoch {run.position.best_epoch}, is saved in "
-            f"{target}. Try a lower --learning-rate"
-        ) from None
-    except BaseException:
-        if load_position(workdir) is None:  # nothing worth resuming was saved yet
-            shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    run.finish(target)
-    return load_model(target)
+
+
+def read_run_config(workdir: Path) -> tuple[ModelConfig, TrainingConfig]:
+    """The settings an interrupted run was started with (read without TensorFlow)."""
+    if load_position(workdir) is None:
+        raise ModelError(f"there is no interrupted run to resume in {workdir}")
+    try:
+        info = json.loads((workdir / "config.json").read_text(encoding="utf-8"))
+        return from_dict(ModelConfig, info["model"]), from_dict(TrainingConfig, info["training"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelError(f"cannot resume the run in {workdir}: {error}") from None
 
 
 def training_directory(target: Path) -> Path:
@@ -208,6 +232,7 @@ class TrainingRun:
         self.data: DataSplit = data
         self.position: Position = position
         self.resumed: bool = resumed
+        self.source: Path = workdir  # where a resumed run's checkpoint is read
         self.lock = None  # the open lock file of the directory (checkpoints.lock_run)
 
     @classmethod
@@ -250,29 +275,52 @@ class TrainingRun:
             },
         )
         run = cls(workdir, model_config, config, tokenizer, data, Position(), resumed=False)
-        run.lock = lock
+        run.source, run.lock = workdir, lock
         return run
 
     @classmethod
-    def resume(cls, workdir: Path) -> TrainingRun:
-        """Reads back a run from its directory, at its last checkpoint."""
-        position = load_position(workdir)
-        if position is None:
-            raise ModelError(f"there is no interrupted run to resume in {workdir}")
+    def resume(cls, workdir: Path, source: Path) -> TrainingRun:
+        """Reads back a run from the directory ``source``, at its last checkpoint, to
+        carry on in ``workdir`` (the same directory, except on a cluster's workers
+        other than the chief, which need ``source`` on storage they can all read)."""
+        model_config, config = read_run_config(source)
         lock = lock_run(workdir)
         try:
-            info = json.loads((workdir / "config.json").read_text(encoding="utf-8"))
-            model_config = from_dict(ModelConfig, info["model"])
-            config = from_dict(TrainingConfig, info["training"])
-            tokenizer = Tokenizer.load(workdir / "vocabulary.txt", model_config.tokenization)
+            info = json.loads((source / "config.json").read_text(encoding="utf-8"))
+            tokenizer = Tokenizer.load(source / "vocabulary.txt", model_config.tokenization)
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ModelError(f"cannot resume the run in {workdir}: {error}") from None
+            raise ModelError(f"cannot resume the run in {source}: {error}") from None
         data = DataSplit.from_description(info.get("data") or {})
-        run = cls(workdir, model_config, config, tokenizer, data, position, resumed=True)
-        run.lock = lock
+        run = cls(workdir, model_config, config, tokenizer, data, load_position(source), True)
+        run.source, run.lock = source, lock
         return run
 
-    def fit(self, checkpoint_every: float, callbacks, verbose) -> None:
+    def train(self, target: Path | None, strategy, checkpoint_every, callbacks, verbose):
+        """Fits and finishes the run (``train``'s body); ``target`` None: a worker that
+        writes no model."""
+        workdir = self.workdir
+        try:
+            self.fit(strategy, checkpoint_every, callbacks, verbose)
+        except TrainingDiverged as error:
+            if self.position.best_epoch == 0:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise TrainingDiverged(
+                    f"{error}, before any epoch was complete; nothing was saved. "
+                    "Try a lower --learning-rate"
+                ) from None
+            self.finish(target)
+            raise TrainingDiverged(
+                f"{error}; the last good model, epoch {self.position.best_epoch}, is saved in "
+                f"{target}. Try a lower --learning-rate"
+            ) from None
+        except BaseException:
+            if load_position(workdir) is None:  # nothing worth resuming was saved yet
+                shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        self.finish(target)
+        return load_model(target) if target is not None else None
+
+    def fit(self, strategy, checkpoint_every: float, callbacks, verbose) -> None:
         """Trains from ``self.position`` to the last epoch, one ``fit`` call an epoch
         (an epoch resumed in its middle is shorter)."""
         config, position = self.config, self.position
@@ -294,16 +342,17 @@ class TrainingRun:
             raise CorpusError(
                 f"the validation text is shorter than one window ({window_tokens(config)} tokens)"
             )
-        network = compiled_network(self.model_config, config, self.tokenizer.vocabulary_size)
+        with strategy.scope():  # the weights are mirrored on every replica
+            network = compiled_network(self.model_config, config, self.tokenizer.vocabulary_size)
+        build_from_spec(network, valid_batches)
         schedule = []
         if config.lr_decay != 1:
             schedule = [
                 keras.callbacks.LearningRateScheduler(lambda e, _: config.learning_rate_at(e))
             ]
         with stop_requests() as stop:
-            checkpointer = Checkpointer(
-                self.workdir, position, checkpoint_every, stop, restore=self.resumed
-            )
+            restore = self.source if self.resumed else None
+            checkpointer = Checkpointer(self.workdir, position, checkpoint_every, stop, restore)
             for epoch in range(position.epoch, config.epochs):
                 done = position.step
                 network.fit(
@@ -330,8 +379,9 @@ class TrainingRun:
                 )
         shutil.rmtree(cache, ignore_errors=True)
 
-    def finish(self, target: Path) -> None:
-        """Scores the best epoch, writes the model directory and moves it into place."""
+    def finish(self, target: Path | None) -> None:
+        """Scores the best epoch, writes the model directory and moves it into place
+        (``target`` None: a worker that writes no model, which stops at the scores)."""
         workdir, config, position = self.workdir, self.config, self.position
         best = keras.saving.load_model(workdir / BEST_MODEL, compile=False)
         if config.sequences == "stream":  # the saved model reads prompts from a fresh state
@@ -359,6 +409,8 @@ class TrainingRun:
             },
         )
         shutil.rmtree(workdir / "cache", ignore_errors=True)
+        if target is None:
+            return
         replace_directory(workdir, target)
         # Only now: a crash before the swap must leave the run resumable (it would just
         # finish again). One after it leaves a stray checkpoint in a complete model.
@@ -383,9 +435,13 @@ def compiled_network(
         batch_size=config.batch_size if stateful else None,
         seed=config.seed,
     )
+    # On one device Keras's own masked loss, which TokenCrossEntropy equals there.
+    replicated = tf.distribute.get_strategy().num_replicas_in_sync > 1
     network.compile(
-        optimizer=config.make_optimizer(),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
+        optimizer=clip_after_summing(config.make_optimizer()),
+        loss=TokenCrossEntropy()
+        if replicated
+        else keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
     )
     return network
 
@@ -500,7 +556,7 @@ class EpochBatches:
         else:
             batches = self.one_pass(epoch).skip(skip)
         batches = batches.apply(tf.data.experimental.assert_cardinality(self.count - skip))
-        return batches.prefetch(tf.data.AUTOTUNE)
+        return split_each_batch(batches.prefetch(tf.data.AUTOTUNE))
 
 
 def held_out_batches(
@@ -513,4 +569,4 @@ def held_out_batches(
     else:
         ids = id_array(tokenizer, lines)
         batches = stream_windows(ids, config.seq_len, config.batch_size)
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return split_each_batch(batches.prefetch(tf.data.AUTOTUNE))
