@@ -180,10 +180,10 @@ def train(
     """
     target = resolve_model_path(model)
     shared = training_directory(target)  # the run's directory, where the chief writes
-    if resume:
+    if resume:  # the settings the run was started with, whatever was passed
         model_config, config = read_run_config(shared)
-    model_config = model_config or ModelConfig()
-    config = training_config or TrainingConfig() if not resume else config
+    else:
+        model_config, config = model_config or ModelConfig(), training_config or TrainingConfig()
     chief = is_chief(config.strategy)
     if chief:
         recover_previous(target)
