@@ -36,13 +36,14 @@ TOLERANCE = 1e-5
 TIMEOUT = 240  # seconds for a distributed run; they take 30-100 s on two shared cores
 # A tiny model and few steps; clipnorm small enough that clipping acts at every step.
 TRAINING = """
+import os
+import signal
 import sys
 from textpredict.model import ModelConfig
 from textpredict.training import TrainingConfig, train
 
 strategy, devices = sys.argv[2], tuple(sys.argv[3:]) or None
-trained = train(
-    [sys.argv[1]],
+settings = dict(
     model_config=ModelConfig(units=16, embedding_dim=8, dropout=0.0),
     training_config=TrainingConfig(
         epochs=1, batch_size=16, seq_len=2, optimizer="sgd", learning_rate=1.0,
@@ -50,6 +51,23 @@ trained = train(
     ),
     verbose=0,
 )
+if os.environ.get("CTRL_C_AT_BATCH"):  # Ctrl-C during that batch, then --resume
+    import keras
+    from textpredict.checkpoints import TrainingInterrupted
+
+    class CtrlC(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == int(os.environ["CTRL_C_AT_BATCH"]):
+                os.kill(os.getpid(), signal.SIGINT)
+
+    try:
+        train([sys.argv[1]], callbacks=[CtrlC()], **settings)
+        raise SystemExit("not interrupted")
+    except TrainingInterrupted:
+        print("interrupted")
+    trained = train(resume=True, **settings)
+else:
+    trained = train([sys.argv[1]], **settings)
 print("chief" if trained else "not the chief")
 """
 
@@ -96,16 +114,21 @@ def environment(models, **extra):
     return {**env, "PYTHONPATH": str(REPO), "TEXTPREDICT_MODELS": str(models), **extra}
 
 
-def test_mirrored_on_two_cpu_devices_matches_one_device(corpus, single_device, tmp_path):
+def test_mirrored_on_two_cpu_devices_matches_one_device_through_ctrl_c_and_resume(
+    corpus, single_device, tmp_path
+):
+    """Mirrored over two logical CPUs, stopped by Ctrl-C in the middle of the epoch
+    and resumed: the same model as one device's uninterrupted run."""
     run = subprocess.run(
         training(corpus, "mirrored", "/cpu:0", "/cpu:1"),
-        env=environment(tmp_path / "models"),
+        env=environment(tmp_path / "models", CTRL_C_AT_BATCH="5"),
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
     )
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    assert run.stdout.split() == ["interrupted", "chief"]
     mirrored = weights(tmp_path / "models" / "default")
     assert max_difference(mirrored, single_device) < TOLERANCE
 

@@ -245,6 +245,7 @@ def stop_requests():
         stop.set()
         print(
             "\nStopping after this batch and saving a checkpoint (Ctrl-C again to quit now).",
+            file=sys.stderr,
             flush=True,
         )
 
