@@ -357,7 +357,7 @@ def with_known_length(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.apply(tf.data.experimental.assert_cardinality(count))
 
 
-#: Number of row widths `line_windows` pads to.
+#: Number of row widths `batch_rows` pads to.
 BUCKETS = 8
 
 
