@@ -84,6 +84,13 @@ def save_checkpoint(directory: Path, network: keras.Model, position: Position) -
     os.replace(temporary, directory / CHECKPOINT)
 
 
+def save_best_model(directory: Path, network: keras.Model) -> None:
+    """Writes ``model.keras`` atomically (a temporary file renamed over the old)."""
+    temporary = directory / f".tmp-{BEST_MODEL}"  # Keras wants the suffix
+    network.save(temporary)
+    os.replace(temporary, directory / BEST_MODEL)
+
+
 def load_position(directory: Path) -> Position | None:
     """The position of the last checkpoint in ``directory``, or None if there is none."""
     path = directory / CHECKPOINT
@@ -158,7 +165,7 @@ class Checkpointer(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         if not optimizer.built:  # Keras builds it at the first step; the state needs it now
             optimizer.build(self.model.trainable_variables)
-        if load_position(self.directory) is None:  # resumable from the very first batch
+        if not (self.directory / CHECKPOINT).is_file():  # resumable from the first batch
             self.save()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -184,9 +191,7 @@ class Checkpointer(keras.callbacks.Callback):
             position.history.setdefault(name, []).append(float(value))
         loss = float((logs or {}).get("val_loss", math.nan))
         if loss < position.best_loss:  # NaN compares false: never "best"
-            temporary = self.directory / f".tmp-{BEST_MODEL}"  # Keras wants the suffix
-            self.model.save(temporary)
-            os.replace(temporary, self.directory / BEST_MODEL)
+            save_best_model(self.directory, self.model)
             position.best_loss, position.best_epoch = loss, epoch + 1
         position.epoch, position.step = epoch + 1, 0
         self.first_step = 0

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from textpredict.errors import CorpusError
 from textpredict.text import PAD_ID, SPECIAL_IDS
 
 TOP_K = (1, 3, 5)
@@ -95,7 +96,7 @@ class _Totals:
 
     def result(self) -> Evaluation:
         if self.tokens < 1:
-            raise ValueError("the evaluation text has no tokens to predict")
+            raise CorpusError("the evaluation text has no words")
         return Evaluation(
             tokens=self.tokens,
             cross_entropy=self.nll / self.tokens,

@@ -33,6 +33,7 @@ from textpredict.checkpoints import (
     TrainingDiverged,
     load_position,
     lock_run,
+    save_best_model,
     stop_requests,
 )
 from textpredict.data import DataSplit, split_data
@@ -181,7 +182,7 @@ def train(
     target = resolve_model_path(model)
     shared = training_directory(target)  # the run's directory, where the chief writes
     if resume:  # the settings the run was started with, whatever was passed
-        model_config, config = read_run_config(shared)
+        model_config, config, info = read_run_config(shared)
     else:
         model_config, config = model_config or ModelConfig(), training_config or TrainingConfig()
     chief = is_chief(config.strategy)
@@ -195,7 +196,7 @@ def train(
     workdir = shared if chief else Path(tempfile.mkdtemp(prefix="textpredict-worker-"))
     try:
         if resume:
-            run = TrainingRun.resume(workdir, source=shared)
+            run = TrainingRun.resume(workdir, shared, model_config, config, info)
         else:
             data = split_data(corpus, valid, test, encoding, errors)
             run = TrainingRun.start(workdir, data, model_config, config, overwrite)
@@ -205,13 +206,15 @@ def train(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def read_run_config(workdir: Path) -> tuple[ModelConfig, TrainingConfig]:
-    """The settings an interrupted run was started with (read without TensorFlow)."""
+def read_run_config(workdir: Path) -> tuple[ModelConfig, TrainingConfig, dict]:
+    """The settings an interrupted run was started with, and the whole ``config.json``
+    (read without TensorFlow)."""
     if load_position(workdir) is None:
         raise ModelError(f"there is no interrupted run to resume in {workdir}")
     try:
         info = json.loads((workdir / "config.json").read_text(encoding="utf-8"))
-        return from_dict(ModelConfig, info["model"]), from_dict(TrainingConfig, info["training"])
+        model_config = from_dict(ModelConfig, info["model"])
+        return model_config, from_dict(TrainingConfig, info["training"]), info
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelError(f"cannot resume the run in {workdir}: {error}") from None
 
@@ -279,16 +282,22 @@ class TrainingRun:
         return run
 
     @classmethod
-    def resume(cls, workdir: Path, source: Path) -> TrainingRun:
-        """Reads back a run from the directory ``source``, at its last checkpoint, to
-        carry on in ``workdir`` (the same directory, except on a cluster's workers
-        other than the chief, which need ``source`` on storage they can all read)."""
-        model_config, config = read_run_config(source)
+    def resume(
+        cls,
+        workdir: Path,
+        source: Path,
+        model_config: ModelConfig,
+        config: TrainingConfig,
+        info: dict,
+    ) -> TrainingRun:
+        """Reads back the run in the directory ``source`` (whose settings and
+        ``config.json`` ``read_run_config`` gave), at its last checkpoint, to carry on
+        in ``workdir`` (the same directory, except on a cluster's workers other than
+        the chief, which need ``source`` on storage they can all read)."""
         lock = lock_run(workdir)
         try:
-            info = json.loads((source / "config.json").read_text(encoding="utf-8"))
             tokenizer = Tokenizer.load(source / "vocabulary.txt", model_config.tokenization)
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError) as error:
             raise ModelError(f"cannot resume the run in {source}: {error}") from None
         data = DataSplit.from_description(info.get("data") or {})
         run = cls(workdir, model_config, config, tokenizer, data, load_position(source), True)
@@ -386,8 +395,7 @@ class TrainingRun:
         best = keras.saving.load_model(workdir / BEST_MODEL, compile=False)
         if config.sequences == "stream":  # the saved model reads prompts from a fresh state
             best = stateless_copy(best, self.model_config, self.tokenizer.vocabulary_size)
-            best.save(workdir / f".tmp-{BEST_MODEL}")
-            (workdir / f".tmp-{BEST_MODEL}").replace(workdir / BEST_MODEL)
+            save_best_model(workdir, best)
         evaluation = {
             part: evaluate_text(
                 best,
