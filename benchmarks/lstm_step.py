@@ -33,6 +33,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# What textpredict sets before TensorFlow loads, here before the peers import it too:
+# every contender runs on the same TensorFlow kernels.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import keras
 import numpy as np
@@ -215,6 +218,7 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     versions = f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    versions += f", TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}"
     return f"{cpu}, {os.cpu_count()} logical CPUs; {versions}"
 
 

@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# What textpredict sets before TensorFlow loads, here before the peers import it too:
+# every contender runs on the same TensorFlow kernels.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import keras
 import numpy as np

@@ -131,6 +131,8 @@ def test_matches_keras_outputs_and_gradients(rng, layer_kwargs, use_initial_stat
         ({"return_sequences": True, "return_state": True}, True, [5, 2, 0]),
         ({"return_state": True}, False, [4, 1, 3]),
         ({"dropout": 0.3, "recurrent_dropout": 0.4, "return_sequences": True}, False, [5, 3, 4]),
+        # Unmasked: the backward pass reads h_{t-1} ⊙ m_h back from the outputs.
+        ({"dropout": 0.3, "recurrent_dropout": 0.4, "return_sequences": True}, True, None),
     ],
 )
 @pytest.mark.parametrize("traced", [False, True], ids=["eager", "xla-training-step"])
@@ -535,3 +537,31 @@ def test_written_by_hand_not_wrapping_keras():
         (4 * UNITS,),
     ]
     assert len(layer.losses) == 3
+
+
+def test_the_time_loop_is_compiled_only_while_a_step_s_product_is_small():
+    from textpredict.layers.time_loop import XLA_MAX_STEP_PRODUCT, xla_runs_faster
+
+    assert xla_runs_faster(20, (200, 800))  # PTB small: 3.2 M multiply-adds a step
+    assert not xla_runs_faster(64, (650, 2600))  # 108 M
+    assert xla_runs_faster(None, (200, 800))  # an unknown batch is taken as 32
+    units = 1000  # right at the bound, and one row of the batch above it
+    batch = XLA_MAX_STEP_PRODUCT // (units * units)
+    assert xla_runs_faster(batch, (units, units)) and not xla_runs_faster(batch + 1, (units, units))
+
+
+def test_importing_the_package_chooses_onednn_kernels_unless_told_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, textpredict; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    chosen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    kept = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "TF_ENABLE_ONEDNN_OPTS": "0"},
+        capture_output=True,
+        text=True,
+    )
+    assert (chosen.stdout.strip(), kept.stdout.strip()) == ("1", "0")

@@ -385,6 +385,8 @@ HAND_CASES = [
     ({"return_sequences": True, "return_state": True}, True, [5, 2, 0]),
     ({"return_state": True}, False, None),
     ({"dropout": 0.3, "recurrent_dropout": 0.4, "return_sequences": True}, True, [5, 3, 4]),
+    # Unmasked: the backward pass reads h_{t-1} ⊙ m_h back from the outputs.
+    ({"dropout": 0.3, "recurrent_dropout": 0.4, "return_state": True}, True, None),
 ]
 
 

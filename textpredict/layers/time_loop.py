@@ -38,6 +38,27 @@ hoisted projection `x @ W + b`, which is already one matrix product.
 
 import tensorflow as tf
 
+#: On a CPU, the time loop runs XLA-compiled while one step's recurrent product
+#: `(batch, units) @ (units, gates · units)` has at most this many multiply-adds, and
+#: as TensorFlow operations above it. XLA fuses a step's element-wise work into a few
+#: kernels, which is what counts while the product is small; its matrix product
+#: (Eigen) is slower than TensorFlow's (oneDNN) once the product is large. Measured
+#: by benchmarks/loop_compile.py, whose results are in benchmarks/results/.
+XLA_MAX_STEP_PRODUCT = 25_000_000
+#: The batch size assumed when a traced step does not know its own.
+ASSUMED_BATCH = 32
+
+
+def xla_runs_faster(batch, recurrent_kernel_shape):
+    """Whether to compile the time loop with XLA, from the size of its step's product.
+
+    Always on a GPU, where the loop's per-step kernel launches are what XLA removes.
+    """
+    if tf.config.list_logical_devices("GPU"):
+        return True
+    units, width = recurrent_kernel_shape
+    return (batch or ASSUMED_BATCH) * units * width <= XLA_MAX_STEP_PRODUCT
+
 
 def _time_array(tensor):
     """A TensorArray over the leading (time) axis of `tensor`."""
@@ -205,6 +226,11 @@ def _forward(
     `keep_for_backward`, `saved` holds what `_backward` needs, stacked over time:
     `h_{t-1} ⊙ m_h` (the input of U), `h_proj_t` and each state before step t;
     otherwise it is empty.
+
+    Without a mask, `h_{t-1}` is the previous step's output (the initial state
+    at t = 0), so the loop stores the outputs once and both `h_{t-1}` and
+    `h_{t-1} ⊙ m_h` are formed from them after the loop: each array written
+    per step costs the loop about as much as the element-wise work of a cell.
     """
     time_steps = tf.shape(x_proj)[0]
     inputs = _time_array(x_proj)
@@ -212,14 +238,17 @@ def _forward(
     # Keras semantics: a masked step repeats the previous *output*, which
     # starts at zeros (not at the initial state); states carry over.
     output0 = tf.zeros_like(states[0])
+    h_from_outputs = keep_for_backward and mask is None
     saved = ()
     if keep_for_backward:
+        saved_states = states[1:] if h_from_outputs else states
         saved = (
-            _empty_array(time_steps, output0.dtype, output0.shape),
+            *(() if h_from_outputs else (_empty_array(time_steps, output0.dtype, output0.shape),)),
             _empty_array(time_steps, x_proj.dtype, x_proj.shape[1:]),
-            *(_empty_array(time_steps, s.dtype, s.shape) for s in states),
+            *(_empty_array(time_steps, s.dtype, s.shape) for s in saved_states),
         )
-    extra = (_empty_array(time_steps, output0.dtype, output0.shape),) if return_sequences else ()
+    collect_outputs = return_sequences or h_from_outputs
+    extra = (_empty_array(time_steps, output0.dtype, output0.shape),) if collect_outputs else ()
 
     def body(t, prev_output, states, saved, *extra):
         h_in = states[0] if recurrent_mask is None else states[0] * recurrent_mask
@@ -228,7 +257,7 @@ def _forward(
         keep = None if keep_steps is None else keep_steps.read(t)
         output = _masked(keep, output, prev_output)
         if saved:
-            values = (h_in, h_proj, *states)
+            values = (h_proj, *states[1:]) if h_from_outputs else (h_in, h_proj, *states)
             saved = tuple(array.write(t, v) for array, v in zip(saved, values, strict=True))
         new_states = tuple(
             _masked(keep, new, old) for new, old in zip(new_states, states, strict=True)
@@ -243,9 +272,13 @@ def _forward(
         (tf.constant(0, tf.int32), output0, tuple(states), saved, *extra),
         maximum_iterations=time_steps,
     )
-    outputs = result[4].stack() if return_sequences else None
+    outputs = result[4].stack() if collect_outputs else None
     saved = tuple(array.stack() for array in result[3])
-    return result[1], outputs, result[2], saved
+    if h_from_outputs:
+        h_prev = tf.concat([states[0][None], outputs[:-1]], axis=0)
+        h_in = h_prev if recurrent_mask is None else h_prev * recurrent_mask
+        saved = (h_in, saved[0], h_prev, *saved[1:])
+    return result[1], outputs if return_sequences else None, result[2], saved
 
 
 def _or_zeros(gradient, like):
@@ -284,6 +317,9 @@ def _backward(
     # Set while tracing the body: whether the cell returned a separate gradient
     # for the recurrent projection (a property of its Python code, not data).
     separate_h_proj = []
+    # Uᵀ once, outside the loop: XLA:CPU runs a product that contracts U's
+    # second axis (`transpose_b`) at about 60 % of the speed of a plain one.
+    recurrent_kernel_t = tf.transpose(recurrent_kernel)
 
     def body(t, d_output, d_states, d_params, d_x_projs, d_h_projs):
         if d_output_steps is not None:
@@ -310,7 +346,7 @@ def _backward(
         else:
             d_h_projs = d_h_projs.write(t, d_h_proj)
             separate_h_proj.append(True)
-        d_h_in = tf.matmul(d_h_proj, recurrent_kernel, transpose_b=True)
+        d_h_in = tf.matmul(d_h_proj, recurrent_kernel_t)
         if recurrent_mask is not None:
             d_h_in = d_h_in * recurrent_mask
         d_through_u = (d_h_in, *(None,) * (len(d_states) - 1))
