@@ -539,17 +539,6 @@ def test_written_by_hand_not_wrapping_keras():
     assert len(layer.losses) == 3
 
 
-def test_the_time_loop_is_compiled_only_while_a_step_s_product_is_small():
-    from textpredict.layers.time_loop import XLA_MAX_STEP_PRODUCT, xla_runs_faster
-
-    assert xla_runs_faster(20, (200, 800))  # PTB small: 3.2 M multiply-adds a step
-    assert not xla_runs_faster(64, (650, 2600))  # 108 M
-    assert xla_runs_faster(None, (200, 800))  # an unknown batch is taken as 32
-    units = 1000  # right at the bound, and one row of the batch above it
-    batch = XLA_MAX_STEP_PRODUCT // (units * units)
-    assert xla_runs_faster(batch, (units, units)) and not xla_runs_faster(batch + 1, (units, units))
-
-
 def test_importing_the_package_chooses_onednn_kernels_unless_told_otherwise():
     import os
     import subprocess

@@ -18,7 +18,6 @@ from textpredict.layers.time_loop import (
     autodiff_loop,
     hand_gradient_loop,
     project_recurrent,
-    xla_runs_faster,
 )
 
 #: How the time loop is differentiated: "hand" uses the cell's hand-derived
@@ -424,7 +423,6 @@ class Recurrent(keras.layers.Layer):
             # XLA fuses each step's element-wise work; worth its compile time
             # only inside a traced training step, which runs many times.
             jit = bool(training) and not tf.executing_eagerly()
-            jit = jit and xla_runs_faster(x_proj.shape[1], recurrent_kernel.shape)
             return hand_gradient_loop(
                 self.step,
                 self.step_gradient,

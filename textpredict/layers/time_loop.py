@@ -38,27 +38,6 @@ hoisted projection `x @ W + b`, which is already one matrix product.
 
 import tensorflow as tf
 
-#: On a CPU, the time loop runs XLA-compiled while one step's recurrent product
-#: `(batch, units) @ (units, gates · units)` has at most this many multiply-adds, and
-#: as TensorFlow operations above it. XLA fuses a step's element-wise work into a few
-#: kernels, which is what counts while the product is small; its matrix product
-#: (Eigen) is slower than TensorFlow's (oneDNN) once the product is large. Measured
-#: by benchmarks/loop_compile.py, whose results are in benchmarks/results/.
-XLA_MAX_STEP_PRODUCT = 25_000_000
-#: The batch size assumed when a traced step does not know its own.
-ASSUMED_BATCH = 32
-
-
-def xla_runs_faster(batch, recurrent_kernel_shape):
-    """Whether to compile the time loop with XLA, from the size of its step's product.
-
-    Always on a GPU, where the loop's per-step kernel launches are what XLA removes.
-    """
-    if tf.config.list_logical_devices("GPU"):
-        return True
-    units, width = recurrent_kernel_shape
-    return (batch or ASSUMED_BATCH) * units * width <= XLA_MAX_STEP_PRODUCT
-
 
 def _time_array(tensor):
     """A TensorArray over the leading (time) axis of `tensor`."""
