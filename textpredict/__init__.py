@@ -16,9 +16,9 @@ import os
 from importlib import import_module
 
 # TensorFlow's oneDNN kernels, before TensorFlow is imported (it reads this once). They
-# are on by default only on CPUs with AVX-512 VNNI or newer; on an AVX2 CPU they run an
-# LSTM's large matrix products about twice as fast as the default Eigen kernels
-# (benchmarks/lstm_step.py). TF_ENABLE_ONEDNN_OPTS=0 in the environment turns them off.
+# are on by default only on CPUs with AVX-512 VNNI or newer; on an AVX2 CPU they make
+# a training step faster (README, "Speed": benchmarks/lstm_step.py).
+# TF_ENABLE_ONEDNN_OPTS=0 in the environment keeps TensorFlow's Eigen kernels.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
