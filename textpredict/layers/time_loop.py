@@ -219,13 +219,12 @@ def _forward(
     output0 = tf.zeros_like(states[0])
     h_from_outputs = keep_for_backward and mask is None
     saved = ()
-    if keep_for_backward:
-        saved_states = states[1:] if h_from_outputs else states
-        saved = (
-            *(() if h_from_outputs else (_empty_array(time_steps, output0.dtype, output0.shape),)),
-            _empty_array(time_steps, x_proj.dtype, x_proj.shape[1:]),
-            *(_empty_array(time_steps, s.dtype, s.shape) for s in saved_states),
-        )
+    if keep_for_backward:  # one array per value `body` stores: [h_in,] h_proj, states
+        stored = [(x_proj.dtype, x_proj.shape[1:])]
+        stored += [(s.dtype, s.shape) for s in (states[1:] if h_from_outputs else states)]
+        if not h_from_outputs:
+            stored.insert(0, (output0.dtype, output0.shape))
+        saved = tuple(_empty_array(time_steps, dtype, shape) for dtype, shape in stored)
     collect_outputs = return_sequences or h_from_outputs
     extra = (_empty_array(time_steps, output0.dtype, output0.shape),) if collect_outputs else ()
 
