@@ -33,10 +33,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from textpredict.batches import EpochBatches
 from textpredict.data import split_data
 from textpredict.presets import PRESETS
 from textpredict.text import PAD_ID, Tokenizer
-from textpredict.training import EpochBatches, compiled_network, reset_states
+from textpredict.training import compiled_network, reset_states
 
 DEFAULT_PTB = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ptb"
 

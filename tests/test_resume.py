@@ -231,8 +231,8 @@ def test_resume_on_the_command_line(corpus, tmp_path, monkeypatch):
 def test_with_steps_per_epoch_epochs_are_consecutive_slices_of_the_passes(corpus, tmp_path):
     """`steps_per_epoch` as Keras means it on a repeated dataset: epoch e is batches
     [e·S, (e+1)·S) of pass after pass over the corpus, each pass shuffled anew."""
+    from textpredict.batches import EpochBatches
     from textpredict.text import Tokenizer, read_lines
-    from textpredict.training import EpochBatches
 
     lines = read_lines([corpus])
     tokenizer = Tokenizer.adapt(lines, 200)
