@@ -104,7 +104,7 @@ def test_learning_rate_schedule_is_zarembas():
     assert TrainingConfig().learning_rate_at(7) == TrainingConfig().learning_rate
 
 
-def test_presets_are_table_1_of_zaremba_et_al():
+def test_presets_are_table_1_of_zaremba_et_al_and_ours():
     rows = {
         name: (p.model.units, p.model.dropout, p.training.seq_len, p.training.epochs)
         for name, p in PRESETS.items()
@@ -113,7 +113,9 @@ def test_presets_are_table_1_of_zaremba_et_al():
         "zaremba-small": (200, 0.0, 20, 13),
         "zaremba-medium": (650, 0.5, 35, 39),
         "zaremba-large": (1500, 0.65, 35, 55),
+        "tied-500": (500, 0.4, 35, 7),
     }
+    assert [name for name, p in PRESETS.items() if p.model.tie_embeddings] == ["tied-500"]
     for preset in PRESETS.values():
         assert preset.model.num_layers == 2 and preset.model.embedding_dim == preset.model.units
         training = preset.training

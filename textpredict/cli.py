@@ -49,7 +49,7 @@ def quiet_tensorflow() -> None:
 #: The keys of model.CELLS and presets.PRESETS, written out so that --help does not
 #: import TensorFlow (a test checks that they agree).
 CELL_NAMES = ("lstm", "peephole", "cifg", "gru", "rnn")
-PRESET_NAMES = ("zaremba-small", "zaremba-medium", "zaremba-large")
+PRESET_NAMES = ("zaremba-small", "zaremba-medium", "zaremba-large", "tied-500")
 
 
 def cells_option(help_text: str):
@@ -227,7 +227,8 @@ def main():
     type=click.Choice(PRESET_NAMES),
     default=None,
     help="Start from a named configuration; other options override its fields. "
-    "zaremba-small|medium|large: Zaremba et al. 2014 on Penn Treebank.",
+    "zaremba-small|medium|large: Zaremba et al. 2014 on Penn Treebank; tied-500: "
+    "a wider model with tied embeddings in zaremba-small's CPU time.",
 )
 @click.option(
     "--cell",
