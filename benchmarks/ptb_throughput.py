@@ -90,6 +90,8 @@ def torch_trainer(preset, vocabulary: int, inputs, targets):
             self.logits = torch.nn.Linear(m.units, vocabulary)
             for weight in self.parameters():
                 torch.nn.init.uniform_(weight, -scale, scale)
+            if m.tie_embeddings:  # one matrix for both, as --tie-embeddings does
+                self.logits.weight = self.embedding.weight
 
         def forward(self, ids, state):
             x = self.dropout(self.embedding(ids))
