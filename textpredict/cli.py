@@ -228,7 +228,7 @@ def main():
     default=None,
     help="Start from a named configuration; other options override its fields. "
     "zaremba-small|medium|large: Zaremba et al. 2014 on Penn Treebank; tied-500: "
-    "a wider model with tied embeddings in zaremba-small's CPU time.",
+    "a wider model with tied embeddings, better in about the same time.",
 )
 @click.option(
     "--cell",

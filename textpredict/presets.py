@@ -21,12 +21,12 @@ window (averaged over the batch); Keras minimises its mean over all tokens, whic
 ``1/T`` of that. The same updates therefore need the learning rate times T and the
 clipping norm divided by T: ``lr·clip(T·g, c) = (lr·T)·clip(g, c/T)``.
 
-Ours, ``tied-500``, spends zaremba-small's CPU budget (about 55 minutes on 2 cores)
-on a wider model: 2 × 500 units with the output layer sharing the embedding matrix
-(Press & Wolf 2017; Inan et al. 2017), dropout 0.4, T = 35, and 7 epochs, the
-learning rate halved after each from the fifth. A token costs it about 1.8 times
-what it costs zaremba-small, so it reads the corpus 7 times instead of 13. Test
-perplexity 88.33 (benchmarks/results/ptb_tied_500.txt).
+Ours, ``tied-500``, is a wider model for about the same CPU time (55 minutes on 2
+cores, 1.4 times zaremba-small's 38): 2 × 500 units with the output layer sharing the
+embedding matrix (Press & Wolf 2017; Inan et al. 2017), dropout 0.4, T = 35, and 7
+epochs, the learning rate halved after each from the fifth. A token costs it about
+2.8 times what it costs zaremba-small, so it reads the corpus 7 times instead of 13.
+Test perplexity 88.33 (benchmarks/results/ptb_tied_500.txt).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ PRESETS: dict[str, Preset] = {
     "zaremba-small": zaremba(200, 0.0, 20, 5.0, 13, 0.5, 4, 0.1),
     "zaremba-medium": zaremba(650, 0.5, 35, 5.0, 39, 0.8, 6, 0.05),
     "zaremba-large": zaremba(1500, 0.65, 35, 10.0, 55, 1 / 1.15, 14, 0.04),
-    # Ours, in zaremba-small's CPU time (see the module docstring).
+    # Ours: a wider model in about zaremba-small's CPU time (see the module docstring).
     "tied-500": tied(zaremba(500, 0.4, 35, 5.0, 7, 0.5, 4, 0.05)),
 }
 
