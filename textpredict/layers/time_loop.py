@@ -218,13 +218,19 @@ def _forward(
     # starts at zeros (not at the initial state); states carry over.
     output0 = tf.zeros_like(states[0])
     h_from_outputs = keep_for_backward and mask is None
+
+    def kept(h_in, h_proj, states):
+        """The values of one step that `body` stores for `_backward`."""
+        return (h_proj, *states[1:]) if h_from_outputs else (h_in, h_proj, *states)
+
     saved = ()
-    if keep_for_backward:  # one array per value `body` stores: [h_in,] h_proj, states
-        stored = [(x_proj.dtype, x_proj.shape[1:])]
-        stored += [(s.dtype, s.shape) for s in (states[1:] if h_from_outputs else states)]
-        if not h_from_outputs:
-            stored.insert(0, (output0.dtype, output0.shape))
-        saved = tuple(_empty_array(time_steps, dtype, shape) for dtype, shape in stored)
+    if keep_for_backward:  # one array per kept value, shaped like it
+        specs = kept(
+            tf.TensorSpec(output0.shape, output0.dtype),
+            tf.TensorSpec(x_proj.shape[1:], x_proj.dtype),
+            [tf.TensorSpec(s.shape, s.dtype) for s in states],
+        )
+        saved = tuple(_empty_array(time_steps, spec.dtype, spec.shape) for spec in specs)
     collect_outputs = return_sequences or h_from_outputs
     extra = (_empty_array(time_steps, output0.dtype, output0.shape),) if collect_outputs else ()
 
@@ -235,7 +241,7 @@ def _forward(
         keep = None if keep_steps is None else keep_steps.read(t)
         output = _masked(keep, output, prev_output)
         if saved:
-            values = (h_proj, *states[1:]) if h_from_outputs else (h_in, h_proj, *states)
+            values = kept(h_in, h_proj, states)
             saved = tuple(array.write(t, v) for array, v in zip(saved, values, strict=True))
         new_states = tuple(
             _masked(keep, new, old) for new, old in zip(new_states, states, strict=True)
