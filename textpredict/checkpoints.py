@@ -9,18 +9,17 @@ target (see ``training.train``) and writes there, as it goes:
                      the position (epoch, batch) and history of the run
     model.keras      the epoch with the best validation loss so far
 
-Each file is written under a temporary name and renamed over the old one, so a
-``kill -9`` at any moment leaves the previous checkpoint whole. Because the batches of
-an epoch are a pure function of the seed and the epoch (see ``training.epoch_batches``),
-restoring the state and skipping the batches already done continues the run exactly as
-if it had never stopped.
+Each file is written under a temporary name, flushed to disk and renamed over the old
+one (``durable.replace_file``), so a ``kill -9`` or a power cut at any moment leaves the
+previous checkpoint whole. Because the batches of an epoch are a pure function of the
+seed and the epoch (see ``batches.EpochBatches``), restoring the state and skipping
+the batches already done continues the run exactly as if it had never stopped.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import threading
@@ -32,6 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from textpredict.durable import replace_file
 from textpredict.errors import ModelError, TextpredictError
 
 CHECKPOINT = "checkpoint.npz"
@@ -81,14 +81,14 @@ def save_checkpoint(directory: Path, network: keras.Model, position: Position) -
     temporary = directory / f".{CHECKPOINT}.tmp"
     with open(temporary, "wb") as handle:
         np.savez(handle, **arrays)
-    os.replace(temporary, directory / CHECKPOINT)
+    replace_file(temporary, directory / CHECKPOINT)
 
 
 def save_best_model(directory: Path, network: keras.Model) -> None:
     """Writes ``model.keras`` atomically (a temporary file renamed over the old)."""
     temporary = directory / f".tmp-{BEST_MODEL}"  # Keras wants the suffix
     network.save(temporary)
-    os.replace(temporary, directory / BEST_MODEL)
+    replace_file(temporary, directory / BEST_MODEL)
 
 
 def load_position(directory: Path) -> Position | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from textpredict.durable import sync_directory, sync_tree
 from textpredict.errors import ModelError
 from textpredict.model import SavedModel
 from textpredict.text import PAD_ID, SPECIAL_IDS
@@ -65,7 +66,9 @@ def export_model(model: SavedModel, k: int = 3, directory: str | Path | None = N
             input_signature=[tf.TensorSpec([None], tf.string, name="text")],
         )
         archive.write_out(str(staging), verbose=False)
+        sync_tree(staging)  # on disk before its name, even across a power cut
         staging.rename(target)  # a half-written version is never visible to a server
+        sync_directory(parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from textpredict import layers
+from textpredict.durable import sync_directory, sync_tree
 from textpredict.errors import ModelError, TextpredictError
 from textpredict.text import PAD_ID, TOKENIZATIONS, Tokenizer
 
@@ -425,13 +426,17 @@ def replace_directory(source: Path, target: Path) -> None:
     to ``target``; the previous directory is deleted last. A crash between the two
     renames leaves no ``target`` but the previous directory whole, and
     ``recover_previous`` (which every load and training run calls) puts it back.
+    ``source`` is flushed to disk before the renames, and the renames before the
+    deletion, so that a power cut cannot leave a torn new model in place of the old.
     """
     source, target = Path(source), Path(target)
     previous = previous_directory(target)
     recover_previous(target)
+    sync_tree(source)
     if target.exists():
         target.rename(previous)
     source.rename(target)
+    sync_directory(target.parent)
     shutil.rmtree(previous, ignore_errors=True)
 
 
@@ -444,3 +449,4 @@ def recover_previous(target: Path) -> None:
             shutil.rmtree(previous, ignore_errors=True)
         else:
             previous.rename(target)
+            sync_directory(Path(target).parent)
