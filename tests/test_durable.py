@@ -95,7 +95,7 @@ def test_training_and_export_flush_every_file_before_naming_it(tmp_path, events)
         [corpus],
         model=model,
         model_config=ModelConfig(units=4, embedding_dim=4),
-        training_config=TrainingConfig(epochs=2, batch_size=4, seq_len=4),
+        training_config=TrainingConfig(epochs=1, batch_size=4, seq_len=4),
         verbose=0,
     )
     version = export_model(saved)
