@@ -11,6 +11,7 @@ directory that holds the name is flushed as well, so that the rename itself is o
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -27,14 +28,8 @@ def sync_file(path: Path) -> None:
 def sync_directory(path: Path) -> None:
     """Flushes a directory's entries (the names created, renamed or deleted in it) to
     disk. Windows cannot open a directory; there, the rename is left to the system."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except (PermissionError, IsADirectoryError):
-        return
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    with contextlib.suppress(PermissionError, IsADirectoryError):
+        sync_file(path)
 
 
 def sync_tree(directory: Path) -> None:
