@@ -1,6 +1,7 @@
 """Every command as a user runs it, on a tiny corpus and a tiny model."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -83,6 +84,25 @@ def test_train_refuses_to_overwrite_and_leaves_the_model_alone(runner, trained):
     assert {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()} == before
 
 
+def test_overwrite_replaces_only_a_model(runner, home, trained):
+    """`--overwrite` must not delete a folder of the user's own files named by mistake,
+    nor files the user put inside a model; it refuses before training."""
+    folder = home / "notes"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("my only copy\n")
+    args = ["train", "--corpus", "corpus.txt", "--epochs", "1", *TINY, "--overwrite"]
+    error = one_line_error(invoke(runner, *args, "--model", "./notes"))
+    assert "not a textpredict model" in error and "--overwrite replaces only a model" in error
+    assert sorted(p.name for p in folder.iterdir()) == ["thesis.txt"]
+    model, _ = trained
+    (model / "todo.txt").write_text("keep me\n")
+    try:
+        error = one_line_error(invoke(runner, *args))  # the default model, with todo.txt
+    finally:
+        (model / "todo.txt").unlink()
+    assert "also holds todo.txt, which --overwrite would delete" in error
+
+
 def test_same_seed_same_model(runner, home):
     def weights(name, seed):
         # A short --seq-len: fewer row widths, so fewer XLA compilations to wait for.
@@ -153,6 +173,9 @@ def test_complete_json_and_continuation(runner, trained):
 def test_complete_errors(runner, trained):
     assert "no words" in one_line_error(invoke(runner, "complete", "  "))
     assert "no model at" in one_line_error(invoke(runner, "complete", "hi", "--model", "nope"))
+    # Bytes that are not UTF-8 reach Python as lone surrogates (a Latin-1 shell, say).
+    not_utf8 = "\udcff the"
+    assert "not UTF-8 text" in one_line_error(invoke(runner, "complete", not_utf8))
     assert invoke(runner, "complete", "hi", "-k", "0").exit_code == 2
 
 
@@ -199,6 +222,10 @@ def test_export_serves_raw_strings_without_textpredict(runner, trained, tmp_path
     assert result.exit_code == 0, result.output
     path = trained[0] / "export" / "1"
     assert (path / "saved_model.pb").is_file()
+    # Readable as a new folder is (the umask's mode): a server may run as another user.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o777 & ~umask
     prompts = ["the clouds are in the", "i grew up in france and"]
     expected = [
         [

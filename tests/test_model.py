@@ -9,11 +9,12 @@ import pytest
 import tensorflow as tf
 
 from textpredict.errors import ModelError, TextpredictError
-from textpredict.metrics import PerplexityLogger, evaluate_lines, evaluate_stream
+from textpredict.metrics import FLOAT32_MAX, PerplexityLogger, evaluate_lines, evaluate_stream
 from textpredict.model import (
     ModelConfig,
     TiedEmbedding,
     build_language_model,
+    check_replaceable,
     load_model,
     recover_previous,
     replace_directory,
@@ -84,6 +85,12 @@ def test_perplexity_logger_adds_exp_of_each_loss():
     assert logs["perplexity"] == pytest.approx(np.exp(2.0))
     assert logs["val_perplexity"] == pytest.approx(np.exp(1.0))
     assert logs["other"] == 5.0
+    # A run near divergence: exp(loss) beyond float32 would make TensorBoard's
+    # summary writer raise, so the logged perplexity stops at the largest float32.
+    logs = {"loss": 89.0, "val_loss": 1e6}
+    PerplexityLogger().on_epoch_end(0, logs)
+    assert logs["perplexity"] == logs["val_perplexity"] == FLOAT32_MAX
+    assert np.isfinite(tf.constant(logs["perplexity"], tf.float32).numpy())
 
 
 def test_line_evaluation_ignores_padding_and_scores_every_row_alone():
@@ -143,7 +150,34 @@ def test_explicit_paths_are_taken_as_they_are(monkeypatch, tmp_path):
     assert resolve_model_path(Path("../m")) == Path("../m")  # a Path is always a path
 
 
-@pytest.mark.parametrize("name", ["../../etc", "..", ".", "a/../../b", "a/..", "..\\x", "p/../.."])
+def test_a_path_without_a_name_is_the_folder_it_names(monkeypatch, tmp_path):
+    """`cd mymodel; textpredict complete -m ./` loads the current folder, whose name is
+    what the run and swap directories beside it are called after."""
+    (tmp_path / "m").mkdir()
+    monkeypatch.chdir(tmp_path / "m")
+    monkeypatch.setenv("TEXTPREDICT_MODELS", str(tmp_path / "home"))
+    assert resolve_model_path("./") == tmp_path / "m"
+    assert resolve_model_path(Path(".")) == tmp_path / "m"
+    with pytest.raises(ModelError, match="/ cannot be a model directory"):
+        resolve_model_path("/")
+    with pytest.raises(ModelError, match="names the folder of all models, not a model"):
+        resolve_model_path(".")
+
+
+@pytest.mark.parametrize(
+    "name", [".m.training", "ptb/.m.previous", "./.m.training", "/x/.m.previous"]
+)
+def test_names_of_working_directories_are_refused(monkeypatch, tmp_path, name):
+    """`.NAME.training` and `.NAME.previous` are deleted by runs and loads of NAME."""
+    monkeypatch.setenv("TEXTPREDICT_MODELS", str(tmp_path))
+    with pytest.raises(ModelError, match="a name textpredict keeps for a run's working files"):
+        resolve_model_path(name)
+    with pytest.raises(ModelError, match="a name textpredict keeps"):
+        resolve_model_path(Path(name))
+    assert resolve_model_path(name.replace(".m.", ".m-")).name.startswith(".m-")
+
+
+@pytest.mark.parametrize("name", ["../../etc", "..", "a/../../b", "a/..", "..\\x", "p/../.."])
 def test_a_model_name_cannot_leave_the_models_home(monkeypatch, tmp_path, name):
     monkeypatch.setenv("TEXTPREDICT_MODELS", str(tmp_path / "home"))
     with pytest.raises(ModelError, match=r"leads outside .*home/; .* give its path"):
@@ -158,6 +192,46 @@ def test_replacing_a_directory_swaps_it_in_and_deletes_the_old(tmp_path):
     replace_directory(new, target)
     assert (target / "config.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_a_replaced_model_passes_its_exported_versions_on(tmp_path):
+    """A server reading NAME/export keeps its versions when NAME is trained again, also
+    when the swap was cut short after the new model arrived."""
+    target, new = tmp_path / "m", tmp_path / ".m.training"
+    for path in (target, new):
+        path.mkdir()
+        (path / "config.json").write_text(path.name)
+    (target / "export" / "1").mkdir(parents=True)
+    (target / "export" / "1" / "saved_model.pb").write_text("version 1")
+    replace_directory(new, target)
+    assert (target / "config.json").read_text() == ".m.training"
+    assert (target / "export" / "1" / "saved_model.pb").read_text() == "version 1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    previous = tmp_path / ".m.previous"  # as if a crash came right after the arrival
+    (target / "export").rename(previous)
+    (previous / "1").rename(previous / "export")  # .m.previous/export/saved_model.pb
+    recover_previous(target)
+    assert (target / "export" / "saved_model.pb").read_text() == "version 1"
+    assert not previous.exists()
+
+
+def test_overwrite_may_replace_only_a_directory_of_textpredict_files(tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    for name in ("config.json", "model.keras", "vocabulary.txt", "metrics.json", "gates.png"):
+        (model / name).write_text("x")
+    (model / "logs").mkdir()
+    (model / "export").mkdir()
+    check_replaceable(model)
+    (model / "thesis.txt").write_text("mine")
+    (model / "sub").mkdir()
+    with pytest.raises(ModelError, match=r"also holds sub, thesis\.txt, which --overwrite would"):
+        check_replaceable(model)
+    with pytest.raises(ModelError, match="is a file, not a model"):
+        check_replaceable(model / "thesis.txt")
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(ModelError, match=r"not a textpredict model \(missing config.json, model"):
+        check_replaceable(tmp_path / "notes")
 
 
 def test_a_swap_cut_short_between_its_renames_is_undone(tmp_path):

@@ -221,7 +221,11 @@ def main():
     help="Test text (repeatable). Default: the 5 % after the validation lines.",
 )
 @MODEL_OPTION
-@click.option("--overwrite", is_flag=True, help="Replace an existing model of that name.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing model of that name (its export/ is kept).",
+)
 @click.option(
     "--preset",
     type=click.Choice(PRESET_NAMES),

@@ -21,8 +21,8 @@ Versions follow TF Serving's layout: ``<model>/export/<n>/``, ``n`` counting up.
 
 from __future__ import annotations
 
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
@@ -52,7 +52,10 @@ def export_model(model: SavedModel, k: int = 3, directory: str | Path | None = N
 
     try:  # before the tracing, so that an unwritable folder fails at once
         parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=parent))
+        # Not tempfile.mkdtemp, whose folders are private (0700): a server running as
+        # another user must be able to read the version; mkdir follows the umask.
+        staging = parent / f".{version}.{secrets.token_hex(4)}"
+        staging.mkdir()
     except OSError as error:
         raise ModelError(f"cannot write to {parent}: {error.strerror}") from None
     try:

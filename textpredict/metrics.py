@@ -39,7 +39,17 @@ class PerplexityLogger(keras.callbacks.Callback):
             return
         for loss in ("loss", "val_loss"):
             if loss in logs:
-                logs[loss.replace("loss", "perplexity")] = math.exp(min(logs[loss], 700.0))
+                logs[loss.replace("loss", "perplexity")] = epoch_perplexity(logs[loss])
+
+
+#: The largest float32: TensorBoard stores scalars as float32 and refuses larger ones.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def epoch_perplexity(loss: float) -> float:
+    """``exp(loss)``, capped at the largest float32 (reached by a loss of about 88.7
+    nats, where a run has all but diverged) so that logging it cannot fail."""
+    return min(math.exp(min(loss, 700.0)), FLOAT32_MAX)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
@@ -41,6 +42,12 @@ them only arguments that all of them accept (`Recurrent`'s)."""
 MODELS_HOME_VARIABLE = "TEXTPREDICT_MODELS"
 DEFAULT_MODEL = "default"
 FILES = ("config.json", "model.keras", "vocabulary.txt")
+#: Everything textpredict writes in a model directory: the model, its scores, the
+#: training logs, exported versions and the plots `textpredict inspect` saves there.
+MODEL_ENTRIES = (*FILES, "metrics.json", "logs", "export", "gates.png", "gradient_flow.png")
+#: What a model replaced by a new one of the same name passes on to it: the exported
+#: versions, so that a server reading ``NAME/export`` keeps its versions.
+KEPT_ON_REPLACE = ("export",)
 
 
 @dataclass
@@ -275,22 +282,44 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     elsewhere. (Symbolic links inside the home are followed: they are the owner's.)
     """
     if isinstance(name_or_path, Path):
-        return name_or_path
+        return _checked_model_path(name_or_path)
     text = str(name_or_path)
     if not text.strip():
         raise ModelError("the model name is empty")
     if text.startswith(("./", ".\\", "~")) or Path(text).is_absolute():
         try:
-            return Path(text).expanduser()
+            return _checked_model_path(Path(text).expanduser())
         except RuntimeError as error:  # ~user of an unknown user
             raise ModelError(f"cannot find the model path {text}: {error}") from None
     parts = PurePosixPath(text.replace("\\", "/")).parts
-    if not parts or ".." in parts:
+    if not parts or parts == (".",):
+        raise ModelError(f"the model name {text!r} names the folder of all models, not a model")
+    if ".." in parts:
         raise ModelError(
             f"the model name {text!r} leads outside {models_home()}/; to use a model "
             "elsewhere, give its path (absolute, or starting with ./)"
         )
-    return models_home().joinpath(*parts)
+    return _checked_model_path(models_home().joinpath(*parts))
+
+
+#: The directories a training run keeps beside its model (``.NAME.training``,
+#: ``.NAME.previous``): working state that textpredict creates and deletes itself.
+_WORKING_NAME = re.compile(r"\..+\.(training|previous)")
+
+
+def _checked_model_path(path: Path) -> Path:
+    """``path`` with a name of its own (``./`` becomes the current directory's path),
+    and not one of the names textpredict keeps for its working directories."""
+    if not path.name:  # "./", "/": a model needs a name for the directories beside it
+        path = Path(os.path.abspath(path))
+        if not path.name:
+            raise ModelError(f"{path} cannot be a model directory")
+    if _WORKING_NAME.fullmatch(path.name):
+        raise ModelError(
+            f"{path.name} is a name textpredict keeps for a run's working files "
+            "(.NAME.training, .NAME.previous), which it deletes; choose another name"
+        )
+    return path
 
 
 @dataclass
@@ -419,15 +448,36 @@ def previous_directory(target: Path) -> Path:
     return target.with_name(f".{target.name}.previous")
 
 
+def check_replaceable(target: Path) -> None:
+    """Raises ``ModelError`` unless ``target`` is a model that ``--overwrite`` may
+    replace: a model directory holding nothing but what textpredict writes there, so
+    that a mistyped ``--model`` cannot delete a folder of the user's own files."""
+    if not target.is_dir():
+        raise ModelError(f"{target} is a file, not a model; --overwrite replaces only a model")
+    missing = [f for f in FILES if not (target / f).is_file()]
+    if missing:
+        raise ModelError(
+            f"{target} is not a textpredict model (missing {', '.join(missing)}); "
+            "--overwrite replaces only a model"
+        )
+    foreign = sorted(entry.name for entry in target.iterdir() if entry.name not in MODEL_ENTRIES)
+    if foreign:
+        raise ModelError(
+            f"{target} also holds {', '.join(foreign)}, which --overwrite would delete; "
+            "move them out first"
+        )
+
+
 def replace_directory(source: Path, target: Path) -> None:
     """Moves a finished directory into place, replacing ``target`` if there is one.
 
     Two renames on one file system: ``target`` to ``.NAME.previous``, then ``source``
-    to ``target``; the previous directory is deleted last. A crash between the two
-    renames leaves no ``target`` but the previous directory whole, and
-    ``recover_previous`` (which every load and training run calls) puts it back.
-    ``source`` is flushed to disk before the renames, and the renames before the
-    deletion, so that a power cut cannot leave a torn new model in place of the old.
+    to ``target``; then the previous directory's ``KEPT_ON_REPLACE`` entries move into
+    the new one and the rest is deleted. A crash between the two renames leaves no
+    ``target`` but the previous directory whole, and ``recover_previous`` (which every
+    load and training run calls) puts it back. ``source`` is flushed to disk before the
+    renames, and the renames before the deletion, so that a power cut cannot leave a
+    torn new model in place of the old.
     """
     source, target = Path(source), Path(target)
     previous = previous_directory(target)
@@ -437,16 +487,29 @@ def replace_directory(source: Path, target: Path) -> None:
         target.rename(previous)
     source.rename(target)
     sync_directory(target.parent)
-    shutil.rmtree(previous, ignore_errors=True)
+    _discard_previous(target)
 
 
 def recover_previous(target: Path) -> None:
     """Finishes a ``replace_directory`` that a crash cut short: puts the previous model
-    back if the new one never arrived, or deletes it if it did."""
+    back if the new one never arrived, or discards it if it did."""
     previous = previous_directory(Path(target))
     if previous.is_dir():
         if Path(target).exists():
-            shutil.rmtree(previous, ignore_errors=True)
+            _discard_previous(Path(target))
         else:
             previous.rename(target)
             sync_directory(Path(target).parent)
+
+
+def _discard_previous(target: Path) -> None:
+    """Moves what the new model keeps of the previous one into it (its exported
+    versions, which a server may be reading), then deletes the previous directory."""
+    previous = previous_directory(target)
+    kept = [name for name in KEPT_ON_REPLACE if (previous / name).exists()]
+    for name in kept:
+        if not (target / name).exists():
+            (previous / name).rename(target / name)
+    if kept:
+        sync_directory(target)
+    shutil.rmtree(previous, ignore_errors=True)

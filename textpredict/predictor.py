@@ -52,6 +52,10 @@ class Predictor:
 
     def encode(self, text: str) -> list[int]:
         """The ids the model reads for a prompt; an error if it has no words."""
+        try:  # a shell passes bytes that are not UTF-8 on as lone surrogates
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TextpredictError("the prompt is not UTF-8 text") from None
         ids = self.tokenizer.tokenize(text)
         if not ids:
             raise TextpredictError("the prompt has no words")

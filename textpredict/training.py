@@ -57,6 +57,7 @@ from textpredict.model import (
     build_language_model,
     check_choice,
     check_positive_int,
+    check_replaceable,
     from_dict,
     load_model,
     recover_previous,
@@ -181,6 +182,8 @@ def train(
         recover_previous(target)
         if target.exists() and not overwrite:  # fail before minutes of training, not after
             raise ModelError(f"{target} already exists; choose another --model or pass --overwrite")
+        if target.exists():
+            check_replaceable(target)
     strategy = make_strategy(config.strategy, config.devices)  # before any other TF op
     # The other workers of a cluster run the same code, saving included (it keeps them in
     # step), into a scratch directory of their own that is deleted at the end.
