@@ -35,6 +35,14 @@ def test_a_folder_of_splits_is_read_as_its_splits(ptb_like, tmp_path):
         "ptb.valid.txt",
         "ptb.test.txt",
     ]
+    other = tmp_path / "other.txt"
+    other.write_text("the cat\n", encoding="utf-8")
+    data = split_data([ptb_like], valid=[other])  # replaces the folder's validation file
+    assert [p.name for p in data.train + data.valid + data.test] == [
+        "ptb.train.txt",
+        "other.txt",
+        "ptb.test.txt",
+    ]
     (tmp_path / "notes.txt").write_text("one line\n" * 30, encoding="utf-8")
     assert split_data([tmp_path]).held_out is not None  # an ordinary folder: hold lines out
 

@@ -77,7 +77,7 @@ def split_data(
     With no corpus, the embedded default corpus and its own validation and test files.
     A single folder holding ``train.txt`` and ``valid.txt`` (and ``test.txt``), or
     Mikolov's ``ptb.train.txt`` … names, is read as those splits (its other files,
-    such as a README, are ignored).
+    such as a README, are ignored); ``valid`` and ``test`` replace its own.
     With a corpus but no validation file, the last 10 % of its lines are held out:
     the first half of those for validation, the second for testing.
     """
@@ -85,8 +85,9 @@ def split_data(
         if not DEFAULT_CORPUS.is_dir():
             raise CorpusError(f"the default corpus is missing ({DEFAULT_CORPUS}); pass --corpus")
         corpus = [DEFAULT_CORPUS]
-    if len(corpus) == 1 and not valid and (parts := split_folder(Path(corpus[0]))):
-        corpus, valid = [parts["train"]], [parts["valid"]]
+    if len(corpus) == 1 and (parts := split_folder(Path(corpus[0]))):
+        # --valid and --test replace the folder's own; its held-out text is never trained on.
+        corpus, valid = [parts["train"]], valid or [parts["valid"]]
         if not test and "test" in parts:
             test = [parts["test"]]
     reading = {"encoding": encoding, "errors": errors}
