@@ -1,6 +1,7 @@
 """The network, its configuration, the model directory, and whole-stream metrics."""
 
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -207,11 +208,13 @@ def test_a_replaced_model_passes_its_exported_versions_on(tmp_path):
     assert (target / "config.json").read_text() == ".m.training"
     assert (target / "export" / "1" / "saved_model.pb").read_text() == "version 1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
-    previous = tmp_path / ".m.previous"  # as if a crash came right after the arrival
-    (target / "export").rename(previous)
-    (previous / "1").rename(previous / "export")  # .m.previous/export/saved_model.pb
+    # A crash right after the new model arrived, before the old one was discarded:
+    shutil.rmtree(target / "export")
+    previous = tmp_path / ".m.previous"
+    (previous / "export" / "2").mkdir(parents=True)
+    (previous / "export" / "2" / "saved_model.pb").write_text("version 2")
     recover_previous(target)
-    assert (target / "export" / "saved_model.pb").read_text() == "version 1"
+    assert (target / "export" / "2" / "saved_model.pb").read_text() == "version 2"
     assert not previous.exists()
 
 

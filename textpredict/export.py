@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from textpredict.durable import sync_directory, sync_tree
 from textpredict.errors import ModelError
-from textpredict.model import SavedModel
+from textpredict.model import EXPORT_DIRECTORY, SavedModel
 from textpredict.text import PAD_ID, SPECIAL_IDS
 
 
@@ -46,7 +46,7 @@ def export_model(model: SavedModel, k: int = 3, directory: str | Path | None = N
         raise ModelError(
             f"k must be between 1 and the number of words ({model.tokenizer.vocabulary_size - 2})"
         )
-    parent = Path(directory) if directory else model.path / "export"
+    parent = Path(directory) if directory else model.path / EXPORT_DIRECTORY
     version = 1 + max((int(p.name) for p in _versions(parent)), default=0)
     target = parent / str(version)
 

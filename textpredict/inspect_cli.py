@@ -53,7 +53,7 @@ def gradients(model, cells, steps, batch, units, input_dim, seed, plot, as_json)
     import numpy as np
 
     from textpredict.inspection import first_recurrent_layer, fresh_layer, gradient_norms
-    from textpredict.model import CELLS, load_model
+    from textpredict.model import CELLS, GRADIENT_PLOT, load_model
     from textpredict.plots import plot_gradient_flow
 
     rng = np.random.default_rng(seed)
@@ -65,14 +65,14 @@ def gradients(model, cells, steps, batch, units, input_dim, seed, plot, as_json)
         ids = rng.integers(2, saved.tokenizer.vocabulary_size, (batch, steps))
         inputs = saved.network.get_layer("embedding")(ids)
         flows = {saved.config.cell: gradient_norms(layer, inputs, seed)}
-        default_plot = saved.path / "gradient_flow.png"
+        default_plot = saved.path / GRADIENT_PLOT
     else:
         inputs = rng.standard_normal((batch, steps, input_dim)).astype("float32")
         flows = {
             name: gradient_norms(fresh_layer(CELLS[name], units, input_dim, seed), inputs, seed)
             for name in (cells or CELL_NAMES)
         }
-        default_plot = Path("gradient_flow.png")
+        default_plot = Path(GRADIENT_PLOT)
     path = plot_gradient_flow(flows, _png(plot, default_plot))
     if as_json:
         result = {name: flow.as_dict() for name, flow in flows.items()}
@@ -111,7 +111,7 @@ def gates(text, model, units, plot, as_json):
     """
     from textpredict.errors import TextpredictError
     from textpredict.inspection import gate_trace
-    from textpredict.model import load_model
+    from textpredict.model import GATES_PLOT, load_model
     from textpredict.plots import plot_gate_heatmap
     from textpredict.predictor import Predictor
 
@@ -121,7 +121,7 @@ def gates(text, model, units, plot, as_json):
         trace = gate_trace(saved.network, saved.tokenizer, ids)
     except ValueError as error:
         raise TextpredictError(str(error)) from None
-    path = plot_gate_heatmap(trace, _png(plot, saved.path / "gates.png"), units)
+    path = plot_gate_heatmap(trace, _png(plot, saved.path / GATES_PLOT), units)
     if as_json:
         click.echo(json.dumps({"plot": str(path), **trace.as_dict()}, indent=2))
         return

@@ -42,12 +42,25 @@ them only arguments that all of them accept (`Recurrent`'s)."""
 MODELS_HOME_VARIABLE = "TEXTPREDICT_MODELS"
 DEFAULT_MODEL = "default"
 FILES = ("config.json", "model.keras", "vocabulary.txt")
-#: Everything textpredict writes in a model directory: the model, its scores, the
-#: training logs, exported versions and the plots `textpredict inspect` saves there.
-MODEL_ENTRIES = (*FILES, "metrics.json", "logs", "export", "gates.png", "gradient_flow.png")
+# What else textpredict writes in a model directory: its scores, the training logs,
+# the exported versions and the plots `textpredict inspect` saves there by default.
+METRICS_FILE = "metrics.json"
+LOGS_DIRECTORY = "logs"
+EXPORT_DIRECTORY = "export"
+GATES_PLOT = "gates.png"
+GRADIENT_PLOT = "gradient_flow.png"
+#: Everything textpredict writes in a model directory.
+MODEL_ENTRIES = (
+    *FILES,
+    METRICS_FILE,
+    LOGS_DIRECTORY,
+    EXPORT_DIRECTORY,
+    GATES_PLOT,
+    GRADIENT_PLOT,
+)
 #: What a model replaced by a new one of the same name passes on to it: the exported
 #: versions, so that a server reading ``NAME/export`` keeps its versions.
-KEPT_ON_REPLACE = ("export",)
+KEPT_ON_REPLACE = (EXPORT_DIRECTORY,)
 
 
 @dataclass
@@ -361,7 +374,7 @@ def load_model(name_or_path: str | Path) -> SavedModel:
         raise ModelError(f"{path / 'vocabulary.txt'} is damaged: {error}") from None
     network = _load_network(path / "model.keras")
     check_network(network, config, tokenizer.vocabulary_size, path)
-    metrics_file = path / "metrics.json"
+    metrics_file = path / METRICS_FILE
     metrics = _read_json(metrics_file) if metrics_file.is_file() else {}
     return SavedModel(path, network, tokenizer, config, info, metrics)
 

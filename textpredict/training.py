@@ -51,6 +51,8 @@ from textpredict.evaluation import evaluate_text
 from textpredict.metrics import PerplexityLogger
 from textpredict.model import (
     DEFAULT_MODEL,
+    LOGS_DIRECTORY,
+    METRICS_FILE,
     ModelConfig,
     SavedModel,
     TokenCrossEntropy,
@@ -375,7 +377,7 @@ class TrainingRun:
                         EpochTimer(),
                         PerplexityLogger(),
                         *callbacks,
-                        keras.callbacks.TensorBoard(self.workdir / "logs", profile_batch=0),
+                        keras.callbacks.TensorBoard(self.workdir / LOGS_DIRECTORY, profile_batch=0),
                         checkpointer,
                         StopAfterEpoch(),
                     ],
@@ -402,7 +404,7 @@ class TrainingRun:
             for part in ("valid", "test")
         }
         write_json(
-            workdir / "metrics.json",
+            workdir / METRICS_FILE,
             {
                 "history": position.history,
                 "best_epoch": position.best_epoch,
