@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from textpredict import training
+from textpredict.checkpoints import TrainingInterrupted
 from textpredict.cli import main
 from textpredict.default_corpus import generate
 
@@ -148,6 +151,22 @@ def test_train_rejects_bad_option_values(runner, args):
     result = invoke(runner, "train", *args)
     assert result.exit_code == 2
     assert "Traceback" not in result.output and "Invalid value" in result.output
+
+
+@pytest.mark.parametrize(("signal_number", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_run_exits_as_its_signal_asks_and_says_how_to_resume(
+    runner, monkeypatch, signal_number, status
+):
+    def stopped(*_, **__):  # what training raises once its checkpoint is saved (test_resume)
+        raise TrainingInterrupted("training interrupted; saved at epoch 2, batch 3", signal_number)
+
+    monkeypatch.setattr(training, "train", stopped)
+    result = invoke(runner, "train", "--model", "my model", "--overwrite")
+    assert result.exit_code == status
+    assert "Traceback" not in result.output
+    assert "Carry on with: textpredict train --resume --model 'my model' --overwrite" in (
+        result.output
+    )
 
 
 def test_complete_ranks_k_words_best_first(runner, trained):

@@ -262,10 +262,10 @@ FAULTS = [
     ),
     Fault(
         "corpus too small to hold out",
-        write("s.txt", b"one line\nand another\n"),
+        write("s.txt", b"one line\n"),
         ["train", "-c", "s.txt"],
         1,
-        "the corpus has 2 lines, too few to hold some out; pass --valid",
+        "the corpus has 1 line, too few to hold some out; pass --valid",
     ),
     Fault(
         "evaluate a file not UTF-8",

@@ -61,11 +61,12 @@ def assert_same_weights(a, b):
 
 
 class CtrlC(keras.callbacks.Callback):
-    """Presses Ctrl-C (a real SIGINT to this process) during one batch of one epoch."""
+    """Presses Ctrl-C (a real SIGINT to this process, or another signal such as the
+    SIGTERM of `kill`) during one batch of one epoch."""
 
-    def __init__(self, epoch, batch):
+    def __init__(self, epoch, batch, signal_number=signal.SIGINT):
         super().__init__()
-        self.at, self.epoch = (epoch, batch), None
+        self.at, self.epoch, self.signal_number = (epoch, batch), None, signal_number
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -73,7 +74,7 @@ class CtrlC(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         last = self.params["steps"] - 1
         if self.at in ((self.epoch, batch), (self.epoch, batch - last - 1)):  # -1: the last
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.signal_number)
 
 
 @pytest.fixture(scope="module")
@@ -87,19 +88,25 @@ def uninterrupted(corpus, tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    ("name", "settings", "epoch", "batch"),
+    ("name", "settings", "epoch", "batch", "signal_number"),
     [
-        ("lines", LINES, 0, 5),  # mid-epoch: the shuffled batches of epoch 1 are skipped
-        ("lines", LINES, 1, -1),  # the last batch: stops after the epoch's validation
-        ("stream", STREAM, 1, 3),  # the carried state and the schedule are restored
+        # mid-epoch: the shuffled batches of epoch 1 are skipped
+        ("lines", LINES, 0, 5, signal.SIGINT),
+        # the last batch: stops after the epoch's validation
+        ("lines", LINES, 1, -1, signal.SIGINT),
+        # the carried state and the schedule are restored; `kill` stops as Ctrl-C does
+        ("stream", STREAM, 1, 3, signal.SIGTERM),
     ],
 )
 def test_ctrl_c_saves_a_checkpoint_and_resume_trains_the_same_model(
-    corpus, uninterrupted, tmp_path, name, settings, epoch, batch
+    corpus, uninterrupted, tmp_path, name, settings, epoch, batch, signal_number
 ):
     path = tmp_path / "model"
-    with pytest.raises(TrainingInterrupted, match=f"saved at epoch {epoch + 1 + (batch < 0)}"):
-        run(corpus, path, settings, callbacks=[CtrlC(epoch, batch)])
+    with pytest.raises(
+        TrainingInterrupted, match=f"saved at epoch {epoch + 1 + (batch < 0)}"
+    ) as stopped:
+        run(corpus, path, settings, callbacks=[CtrlC(epoch, batch, signal_number)])
+    assert stopped.value.signal_number == signal_number
     assert not path.exists()
     assert load_position(training_directory(path)) is not None
     resumed = run(corpus, path, settings, resume=True)

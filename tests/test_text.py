@@ -265,6 +265,11 @@ def test_a_split_remembers_how_its_files_were_read(tmp_path):
     again = DataSplit.from_description(split.describe())
     assert (again.encoding, again.errors, again.held_out) == ("latin-1", "strict", (18, 19, 20))
     assert next(iter(again.lines("test"))).numpy().decode() == "ligne 19 été"
-    path.write_bytes(b"\x00binary now")
+    description = split.describe()
+    size = path.stat().st_size
+    path.write_bytes(b"\x00binary now".ljust(size))
     with pytest.raises(CorpusError, match="binary"):
-        DataSplit.from_description(split.describe())
+        DataSplit.from_description(description)
+    path.write_bytes("".join(f"ligne {i} été\n" for i in range(2, 20)).encode("latin-1"))
+    with pytest.raises(CorpusError, match=rf"changed since this model was trained \({size} bytes"):
+        DataSplit.from_description(description)  # its held-out lines would be others now

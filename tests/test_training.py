@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from textpredict.cli import PRESET_NAMES
-from textpredict.data import split_data
+from textpredict.data import DataSplit, split_data
 from textpredict.errors import TextpredictError
 from textpredict.evaluation import stateful_copy
 from textpredict.model import ModelConfig, load_model
@@ -45,6 +45,33 @@ def test_a_folder_of_splits_is_read_as_its_splits(ptb_like, tmp_path):
     ]
     (tmp_path / "notes.txt").write_text("one line\n" * 30, encoding="utf-8")
     assert split_data([tmp_path]).held_out is not None  # an ordinary folder: hold lines out
+
+
+def _line_numbers(data, part):
+    return [int(line.numpy().split()[-1]) for line in data.lines(part)]
+
+
+def test_what_is_not_given_is_held_out_from_the_corpus(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"line {i}\n" for i in range(40)), encoding="utf-8")
+    given = tmp_path / "given.txt"
+    given.write_text("given 100\ngiven 101\n", encoding="utf-8")
+
+    neither = split_data([corpus])  # 10 %: 2 lines to validate on, 2 to test on
+    assert _line_numbers(neither, "train") == list(range(36))
+    assert _line_numbers(neither, "valid") == [36, 37]
+    assert _line_numbers(neither, "test") == [38, 39]
+
+    test_only = split_data([corpus], test=[given])  # 5 % to validate on; --test is used
+    assert _line_numbers(test_only, "train") == list(range(38))
+    assert _line_numbers(test_only, "valid") == [38, 39]
+    assert _line_numbers(test_only, "test") == [100, 101]
+    again = DataSplit.from_description(test_only.describe())  # as evaluate reads it
+    assert _line_numbers(again, "test") == [100, 101]
+
+    valid_only = split_data([corpus], valid=[given])  # all is trained on; tested on --valid
+    assert _line_numbers(valid_only, "train") == list(range(40))
+    assert _line_numbers(valid_only, "test") == _line_numbers(valid_only, "valid") == [100, 101]
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,15 @@ LOCK = ".lock"
 
 
 class TrainingInterrupted(TextpredictError):
-    """Training stopped on request (Ctrl-C or SIGTERM) after saving a checkpoint."""
+    """Training stopped on request (Ctrl-C or SIGTERM) after saving a checkpoint.
+
+    ``signal_number`` is the signal that asked for the stop, for the exit status
+    a shell expects of a process it ended: 128 + the signal's number.
+    """
+
+    def __init__(self, message: str, signal_number: int = signal.SIGINT):
+        super().__init__(message)
+        self.signal_number = int(signal_number)
 
 
 class TrainingDiverged(TextpredictError):
@@ -202,7 +210,8 @@ class Checkpointer(keras.callbacks.Callback):
     def interrupt(self):
         raise TrainingInterrupted(
             f"training interrupted; saved at epoch {self.position.epoch + 1}, batch "
-            f"{self.position.step}, in {self.directory}"
+            f"{self.position.step}, in {self.directory}",
+            getattr(self.stop, "signal_number", signal.SIGINT),
         )
 
     def save(self) -> None:
@@ -235,7 +244,8 @@ def stop_requests():
     """Turns the first Ctrl-C (SIGINT) or SIGTERM into a request to stop.
 
     Yields an event that a handler sets, so that training can finish the batch it is
-    in and save a checkpoint instead of dying mid-write. A second Ctrl-C raises
+    in and save a checkpoint instead of dying mid-write; its ``signal_number`` says
+    which signal asked. A second Ctrl-C raises
     ``KeyboardInterrupt`` at once, for a user who will not wait. Outside the main
     thread signals cannot be handled, and the event is never set.
     """
@@ -247,6 +257,7 @@ def stop_requests():
     def request_stop(signum, frame):
         if stop.is_set():
             raise KeyboardInterrupt
+        stop.signal_number = signum
         stop.set()
         print(
             "\nStopping after this batch and saving a checkpoint (Ctrl-C again to quit now).",

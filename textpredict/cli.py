@@ -212,13 +212,13 @@ def main():
     "--valid",
     multiple=True,
     type=click.Path(),
-    help="Validation text (repeatable). Default: the last 5 % of the corpus lines.",
+    help="Validation text (repeatable). Default: 5 % of the corpus lines, held out.",
 )
 @click.option(
     "--test",
     multiple=True,
     type=click.Path(),
-    help="Test text (repeatable). Default: the 5 % after the validation lines.",
+    help="Test text (repeatable). Default: the --valid text, else 5 % of the corpus, held out.",
 )
 @MODEL_OPTION
 @click.option(
@@ -442,7 +442,7 @@ def train(
             f"--model {shlex.quote(str(model))}{again}",
             err=True,
         )
-        sys.exit(130)  # the shell's code for "stopped by Ctrl-C"
+        sys.exit(128 + stopped.signal_number)  # a shell's status for a process a signal ended
     if trained is None:  # a multi-worker cluster's worker other than the chief
         click.echo("Worker finished; the chief saves the model.")
         return

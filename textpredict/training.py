@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -190,6 +191,7 @@ def train(
     # The other workers of a cluster run the same code, saving included (it keeps them in
     # step), into a scratch directory of their own that is deleted at the end.
     workdir = shared if chief else Path(tempfile.mkdtemp(prefix="textpredict-worker-"))
+    run = None
     try:
         if resume:
             run = TrainingRun.resume(workdir, shared, model_config, config, info)
@@ -198,8 +200,22 @@ def train(
             run = TrainingRun.start(workdir, data, model_config, config, overwrite)
         return run.train(target if chief else None, strategy, checkpoint_every, callbacks, verbose)
     finally:
+        # Now, not when the run is collected: an interrupted run's traceback (which a
+        # notebook keeps) holds it, and would block resuming it in the same process.
+        if run is not None:
+            run.lock.close()
         if not chief:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def _released_on_error(lock):
+    """Yields the open lock file ``lock``, and closes it if the block raises."""
+    try:
+        yield lock
+    except BaseException:
+        lock.close()
+        raise
 
 
 def read_run_config(workdir: Path) -> tuple[ModelConfig, TrainingConfig, dict]:
@@ -258,21 +274,21 @@ class TrainingRun:
             raise ModelError(f"another training run is working in {workdir}") from None
         except OSError as error:
             raise ModelError(f"cannot write to {workdir.parent}: {error.strerror}") from None
-        lock = lock_run(workdir)
-        tokenizer = Tokenizer.adapt(
-            data.lines("train"), model_config.vocabulary_size, model_config.tokenization
-        )
-        tokenizer.save(workdir / "vocabulary.txt")
-        write_json(
-            workdir / "config.json",
-            {
-                "textpredict_version": __version__,
-                "model": asdict(model_config),
-                "training": asdict(config),
-                "vocabulary_size": tokenizer.vocabulary_size,
-                "data": data.describe(),
-            },
-        )
+        with _released_on_error(lock_run(workdir)) as lock:
+            tokenizer = Tokenizer.adapt(
+                data.lines("train"), model_config.vocabulary_size, model_config.tokenization
+            )
+            tokenizer.save(workdir / "vocabulary.txt")
+            write_json(
+                workdir / "config.json",
+                {
+                    "textpredict_version": __version__,
+                    "model": asdict(model_config),
+                    "training": asdict(config),
+                    "vocabulary_size": tokenizer.vocabulary_size,
+                    "data": data.describe(),
+                },
+            )
         run = cls(workdir, model_config, config, tokenizer, data, Position(), resumed=False)
         run.source, run.lock = workdir, lock
         return run
@@ -290,12 +306,12 @@ class TrainingRun:
         ``config.json`` ``read_run_config`` gave), at its last checkpoint, to carry on
         in ``workdir`` (the same directory, except on a cluster's workers other than
         the chief, which need ``source`` on storage they can all read)."""
-        lock = lock_run(workdir)
-        try:
-            tokenizer = Tokenizer.load(source / "vocabulary.txt", model_config.tokenization)
-        except (OSError, ValueError) as error:
-            raise ModelError(f"cannot resume the run in {source}: {error}") from None
-        data = DataSplit.from_description(info.get("data") or {})
+        with _released_on_error(lock_run(workdir)) as lock:
+            try:
+                tokenizer = Tokenizer.load(source / "vocabulary.txt", model_config.tokenization)
+            except (OSError, ValueError) as error:
+                raise ModelError(f"cannot resume the run in {source}: {error}") from None
+            data = DataSplit.from_description(info.get("data") or {})
         run = cls(workdir, model_config, config, tokenizer, data, load_position(source), True)
         run.source, run.lock = source, lock
         return run
