@@ -74,6 +74,9 @@ def test_train_writes_a_complete_model_directory(trained):
     assert config["data"]["held_out_lines"] is not None  # no --valid: a held-out split
     metrics = json.loads((path / "metrics.json").read_text())
     assert len(metrics["history"]["val_perplexity"]) == 2
+    # Validation during training scores every token alike, as the final evaluation does.
+    best = metrics["history"]["val_perplexity"][metrics["best_epoch"] - 1]
+    assert best == pytest.approx(metrics["valid"]["perplexity"], rel=1e-4)
     assert 1 < metrics["valid"]["perplexity"] < config["vocabulary_size"]
     assert "val_perplexity" in output and f"Saved {path}" in output
     assert any((path / "logs").rglob("events.out.tfevents.*"))

@@ -10,7 +10,14 @@ import pytest
 import tensorflow as tf
 
 from textpredict.errors import ModelError, TextpredictError
-from textpredict.metrics import FLOAT32_MAX, PerplexityLogger, evaluate_lines, evaluate_stream
+from textpredict.metrics import (
+    FLOAT32_MAX,
+    TOKEN_MEAN_LOSS,
+    PerplexityLogger,
+    TokenMeanCrossEntropy,
+    evaluate_lines,
+    evaluate_stream,
+)
 from textpredict.model import (
     ModelConfig,
     TiedEmbedding,
@@ -78,6 +85,38 @@ def test_keras_file_round_trip_in_safe_mode(tmp_path, tie):
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     ids = np.array([[2, 3, 4, 0]], np.int32)
     np.testing.assert_allclose(loaded(ids), network(ids), atol=1e-6)
+
+
+def test_token_mean_cross_entropy_weighs_every_token_alike():
+    rng = np.random.default_rng(0)
+    metric = TokenMeanCrossEntropy()
+    nll_sum, tokens, batch_means = 0.0, 0, []
+    # A batch of long lines, then one of short lines that the model predicts worse.
+    for real_per_row, scale in (([7, 7, 7], 1.0), ([1, 2, 0], 4.0)):
+        targets = np.zeros((3, 8), np.int32)  # 0: padding
+        for row, n in enumerate(real_per_row):
+            targets[row, :n] = rng.integers(1, 6, n)
+        logits = (scale * rng.normal(size=(3, 8, 6))).astype(np.float32)
+        metric.update_state(targets, logits)
+        log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        nll = -np.take_along_axis(log_p, targets[..., None], -1)[..., 0][targets > 0]
+        nll_sum, tokens = nll_sum + nll.sum(), tokens + nll.size
+        batch_means.append(nll.mean())
+    assert float(metric.result()) == pytest.approx(nll_sum / tokens, rel=1e-5)
+    assert nll_sum / tokens != pytest.approx(np.mean(batch_means), rel=1e-2)  # Keras's mean
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
+
+
+def test_perplexity_logger_makes_the_loss_the_token_mean():
+    logs = {"loss": 2.0, TOKEN_MEAN_LOSS: 2.5, "val_loss": 1.0, f"val_{TOKEN_MEAN_LOSS}": 1.5}
+    PerplexityLogger().on_epoch_end(0, logs)
+    assert logs == pytest.approx(
+        {"loss": 2.5, "val_loss": 1.5, "perplexity": np.exp(2.5), "val_perplexity": np.exp(1.5)}
+    )
+    batch_logs = {"loss": 2.0, TOKEN_MEAN_LOSS: 2.1}
+    PerplexityLogger().on_train_batch_end(0, batch_logs)
+    assert batch_logs == {"loss": 2.0}  # the progress bar shows one loss
 
 
 def test_perplexity_logger_adds_exp_of_each_loss():

@@ -255,23 +255,25 @@ def _divide(gradient, replicas):
 
 
 def build_from_spec(network: keras.Model, batches: tf.data.Dataset) -> None:
-    """Makes ``fit`` and ``evaluate`` build a replicated network from the shapes of
-    ``batches`` instead of from a batch they pull out of the data.
+    """Creates the variables of a compiled network's optimiser, loss and metrics from
+    the shapes of ``batches``, before ``fit`` (which needs none of its data for it).
 
-    Under a strategy, Keras 3 starts ``fit`` by pulling one batch from a fresh iterator
-    of the training data to create the optimiser's and metrics' variables
+    Without a strategy Keras would create them inside the first training step, after
+    a resumed run's checkpoint, which holds them all, must be restored: so they are
+    built here. Under a strategy, Keras 3 starts ``fit`` by pulling one batch from a
+    fresh iterator of the training data to build them
     (``Trainer._maybe_symbolic_build``). Two things go wrong: on a cluster it then
     reduces that batch across workers, which fails (keras-team/keras#20585); and
     everywhere the extra iteration draws one of the dataset's shuffle orders, so every
-    epoch would see the order a single device sees one epoch later. The build needs
-    only shapes and dtypes, which the dataset's ``element_spec`` has. No effect
-    without a strategy, where Keras builds inside the first step.
+    epoch would see the order a single device sees one epoch later. So ``fit`` and
+    ``evaluate`` are made to build from the dataset's ``element_spec`` instead.
     """
-    if network._distribute_strategy is None:
-        return
     example = tf.nest.map_structure(
         lambda spec: keras.KerasTensor(tuple(spec.shape), spec.dtype.name), batches.element_spec
     )
+    if network._distribute_strategy is None:
+        network._symbolic_build(data_batch=example)
+        return
     build = network._maybe_symbolic_build
     network._maybe_symbolic_build = lambda iterator=None, data_batch=None: build(data_batch=example)
 

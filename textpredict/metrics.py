@@ -24,22 +24,70 @@ from textpredict.errors import CorpusError
 from textpredict.text import PAD_ID, SPECIAL_IDS
 
 TOP_K = (1, 3, 5)
+#: The name of ``TokenMeanCrossEntropy`` in Keras's logs.
+TOKEN_MEAN_LOSS = "token_mean_loss"
+
+
+@keras.saving.register_keras_serializable(package="textpredict")
+class TokenMeanCrossEntropy(keras.metrics.Metric):
+    """Mean cross-entropy per real target token over all batches so far:
+
+        H = Σ_batches Σ_tokens −log p(target) / Σ_batches (number of real targets),
+
+    padding (id 0) left out. Keras averages the loss over an epoch per *batch* (each
+    weighted by its rows), so a batch of short lines counts as much as one of long
+    lines; this is the per-token mean that perplexity is defined on. Its sums are
+    added over the replicas of a ``tf.distribute`` strategy.
+    """
+
+    def __init__(self, name=TOKEN_MEAN_LOSS, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.total = self.add_variable((), "zeros", dtype="float32", aggregation="sum", name="nll")
+        self.tokens = self.add_variable((), "zeros", dtype="float32", aggregation="sum", name="n")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = keras.ops.cast(y_true, "int32")
+        real = keras.ops.cast(keras.ops.not_equal(y_true, PAD_ID), "float32")
+        nll = keras.losses.sparse_categorical_crossentropy(
+            y_true, keras.ops.cast(y_pred, "float32"), from_logits=True
+        )
+        self.total.assign_add(keras.ops.sum(nll * real))
+        self.tokens.assign_add(keras.ops.sum(real))
+
+    def result(self):
+        return self.total / keras.ops.maximum(self.tokens, 1.0)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.tokens.assign(0.0)
 
 
 class PerplexityLogger(keras.callbacks.Callback):
-    """Adds ``perplexity = exp(loss)`` (and its validation twin) to each epoch's logs.
+    """Makes each epoch's ``loss`` (and ``val_loss``) the mean per token, and adds
+    ``perplexity = exp(loss)`` (and its validation twin).
 
-    Keras's masked loss is the mean cross-entropy per real target token of each batch,
-    so its exponential is the epoch's perplexity, shown by the progress bar and kept in
-    the history and TensorBoard. Put it before the callbacks that read the logs.
+    A network trained on lines is compiled with ``TokenMeanCrossEntropy`` as a
+    metric; its result replaces Keras's per-batch average as the epoch's loss, so the
+    validation loss that picks the best epoch, the progress bar, the history and
+    TensorBoard all show the per-token mean that the final evaluation reports. Batch
+    by batch, the progress bar keeps Keras's running loss. Put it before the
+    callbacks that read the logs.
     """
+
+    def on_train_batch_end(self, batch, logs=None):
+        (logs or {}).pop(TOKEN_MEAN_LOSS, None)  # the same number as the loss shown
+
+    def on_test_batch_end(self, batch, logs=None):
+        (logs or {}).pop(TOKEN_MEAN_LOSS, None)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        for loss in ("loss", "val_loss"):
-            if loss in logs:
-                logs[loss.replace("loss", "perplexity")] = epoch_perplexity(logs[loss])
+        for prefix in ("", "val_"):
+            if prefix + TOKEN_MEAN_LOSS in logs:
+                logs[prefix + "loss"] = logs.pop(prefix + TOKEN_MEAN_LOSS)
+            if prefix + "loss" in logs:
+                logs[prefix + "perplexity"] = epoch_perplexity(logs[prefix + "loss"])
 
 
 #: The largest float32: TensorBoard stores scalars as float32 and refuses larger ones.

@@ -49,7 +49,7 @@ from textpredict.distribute import (
 )
 from textpredict.errors import CorpusError, ModelError, TextpredictError
 from textpredict.evaluation import evaluate_text
-from textpredict.metrics import PerplexityLogger
+from textpredict.metrics import PerplexityLogger, TokenMeanCrossEntropy
 from textpredict.model import (
     DEFAULT_MODEL,
     LOGS_DIRECTORY,
@@ -462,6 +462,10 @@ def compiled_network(
         loss=TokenCrossEntropy()
         if replicated
         else keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
+        # The epoch's loss per token (see PerplexityLogger). Only lines need it: every
+        # window of a stream holds batch × seq_len targets, so there Keras's mean over
+        # batches is already the mean over tokens, at no extra softmax per step.
+        metrics=[TokenMeanCrossEntropy()] if config.sequences == "lines" else [],
     )
     return network
 
