@@ -223,6 +223,22 @@ def test_repl_answers_each_line_and_changes_settings(runner, trained):
     assert sum(line.startswith("Error: ") for line in out) == 1
 
 
+def test_complete_in_a_shell_prints_only_its_answer(trained, home):
+    """As a user's terminal shows it: no TensorFlow log lines on stderr, whatever the
+    CPU (without AVX-512, oneDNN reports its fallbacks to Eigen as errors)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "TEXTPREDICT"))}
+    run = subprocess.run(
+        [sys.executable, "-m", "textpredict", "complete", "the cat", "-k", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "TEXTPREDICT_MODELS": str(home / "models")},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stderr == ""
+    assert len(run.stdout.splitlines()) == 2
+
+
 def test_eager_and_traced_predictors_rank_alike(trained):
     """`complete` runs the network eagerly, the REPL as a traced graph."""
     from textpredict.model import load_model

@@ -20,8 +20,12 @@ import click
 from textpredict.repl import ReplSettings, run_repl
 from textpredict.sampling import SAMPLER_NAMES
 
-# TensorFlow's C++ start-up chatter is not for a command-line user.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ log lines are not for a command-line user: start-up chatter, and
+# "errors" it recovers from itself (on a CPU without AVX-512, oneDNN falling back to
+# Eigen for some types, once a process). A real failure reaches textpredict as a
+# Python exception. TEXTPREDICT_DEBUG=1 (or TF_CPP_MIN_LOG_LEVEL) shows the lines.
+if not os.environ.get("TEXTPREDICT_DEBUG"):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def quiet_tensorflow() -> None:
