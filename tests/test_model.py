@@ -178,6 +178,12 @@ def test_model_names_resolve_under_the_models_home(monkeypatch, tmp_path):
     assert resolve_model_path("saved_models/m") == tmp_path / "saved_models" / "m"
     with pytest.raises(ModelError, match="empty"):
         resolve_model_path(" ")
+    for unset in ("", None):  # `TEXTPREDICT_MODELS= textpredict ...` is not "here"
+        if unset is None:
+            monkeypatch.delenv("TEXTPREDICT_MODELS")
+        else:
+            monkeypatch.setenv("TEXTPREDICT_MODELS", unset)
+        assert resolve_model_path("small") == Path("saved_models") / "small"
 
 
 def test_explicit_paths_are_taken_as_they_are(monkeypatch, tmp_path):

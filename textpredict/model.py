@@ -281,8 +281,12 @@ def build_language_model(
 
 
 def models_home() -> Path:
-    """Where model names resolve: ``$TEXTPREDICT_MODELS`` or ``./saved_models``."""
-    return Path(os.environ.get(MODELS_HOME_VARIABLE, "saved_models"))
+    """Where model names resolve: ``$TEXTPREDICT_MODELS`` or ``./saved_models``.
+
+    Set but empty counts as unset (as ``VAR= command`` in a shell means), not as
+    the current folder, where --overwrite would look for models among a user's files.
+    """
+    return Path(os.environ.get(MODELS_HOME_VARIABLE) or "saved_models")
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
