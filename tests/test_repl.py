@@ -262,7 +262,7 @@ class TestEnding:
         assert session.writes == [""]
         assert final == ReplSettings()
 
-    @pytest.mark.parametrize("command", [":quit", ":exit", "  :QUIT  "])
+    @pytest.mark.parametrize("command", [":quit", ":exit", ":q", "  :QUIT  "])
     def test_quit_stops_reading(self, command):
         session, final = run([":k 6", command, "never"])
         assert session.calls == []

@@ -89,7 +89,7 @@ def format_settings(settings: ReplSettings) -> str:
 
 
 class _Quit(Exception):
-    """Raised by :quit / :exit to leave the loop."""
+    """Raised by :quit, :exit or :q to leave the loop."""
 
 
 def _parse_int(command: str, text: str) -> int:
@@ -135,14 +135,16 @@ _SETTERS: dict[str, tuple[str, Callable[[str, str], object], str, str]] = {
 _ACTIONS: dict[str, str] = {
     ":help": "show this help",
     ":settings": "show the current settings",
-    ":quit": "leave (also :exit, Ctrl-D or Ctrl-C)",
+    ":quit": "leave (also :q, :exit, Ctrl-D or Ctrl-C)",
     ":exit": "leave",
+    ":q": "leave",
 }
+_QUIT = (":quit", ":exit", ":q")
 
 
 def _help_text(settings: ReplSettings) -> str:
     usage = [(f"{name} {arg}", desc) for name, (_, _, arg, desc) in _SETTERS.items()]
-    usage += [(name, desc) for name, desc in _ACTIONS.items() if name != ":exit"]
+    usage += [(name, desc) for name, desc in _ACTIONS.items() if name not in _QUIT[1:]]
     width = max(len(u) for u, _ in usage)
     lines = [
         "Type some text to get the most likely next words; a blank line is ignored.",
@@ -161,7 +163,7 @@ def _run_command(line: str, settings: ReplSettings, write: Callable[[str], None]
     if command in _ACTIONS:
         if args:
             raise ValueError(f"{command} takes no argument, got {' '.join(args)!r}")
-        if command in (":quit", ":exit"):
+        if command in _QUIT:
             raise _Quit
         write(_help_text(settings) if command == ":help" else format_settings(settings))
         return settings
