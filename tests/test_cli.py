@@ -279,6 +279,8 @@ def test_export_serves_raw_strings_without_textpredict(runner, trained, tmp_path
         sys.modules["textpredict"] = None  # any import of textpredict would fail
         import tensorflow as tf
         serve = tf.saved_model.load({str(path)!r}).signatures["serving_default"]
+        empty = serve(text=tf.constant([], tf.string))  # a request with no texts
+        print(json.dumps({{k: v.shape.as_list() for k, v in empty.items()}}))
         out = serve(text=tf.constant({prompts!r}))
         print(json.dumps({{k: v.numpy().tolist() for k, v in out.items()}}, default=bytes.decode))
     """)
@@ -290,7 +292,8 @@ def test_export_serves_raw_strings_without_textpredict(runner, trained, tmp_path
         env={"CUDA_VISIBLE_DEVICES": "", "PATH": ""},
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    served = json.loads(run.stdout.strip().splitlines()[-1])
+    empty, served = (json.loads(line) for line in run.stdout.strip().splitlines()[-2:])
+    assert empty == {"words": [0, 4], "probabilities": [0, 4]}
     assert served["words"] == expected
     assert np.array(served["probabilities"]).shape == (2, 4)
     assert invoke(runner, "export").exit_code == 0

@@ -11,10 +11,10 @@ tokenisation::
     }
 
 Each text is read as ``complete`` reads it: preceded by ``<eos>``, padding and
-``[UNK]`` never offered. The recurrent layers are textpredict's own, traced from
-their portable TensorFlow ops, so a model trained on a GPU exports a graph that runs
-on any CPU (Keras's own LSTM would pin a cuDNN kernel at trace time,
-keras-team/keras#18504).
+``[UNK]`` never offered; an empty batch gives ``[0, k]`` outputs. The recurrent
+layers are textpredict's own, traced from their portable TensorFlow ops, so a model
+trained on a GPU exports a graph that runs on any CPU (Keras's own LSTM would pin a
+cuDNN kernel at trace time, keras-team/keras#18504).
 
 Versions follow TF Serving's layout: ``<model>/export/<n>/``, ``n`` counting up.
 """
@@ -95,7 +95,10 @@ def _serving_function(model: SavedModel, k: int):
         starts = tf.fill([tf.shape(text)[0], 1], eos_id)
         ids = tf.concat([tf.RaggedTensor.from_tensor(starts), words], axis=1)
         lengths = tf.cast(ids.row_lengths(), tf.int32)
-        logits = network(ids.to_tensor(PAD_ID), training=False)  # (batch, time, vocab)
+        padded = ids.to_tensor(PAD_ID)
+        # An empty request gives no columns at all; the time loop needs one to run over.
+        padded = tf.pad(padded, [[0, 0], [0, tf.maximum(1 - tf.shape(padded)[1], 0)]])
+        logits = network(padded, training=False)  # (batch, time, vocab)
         last = tf.gather(logits, lengths - 1, axis=1, batch_dims=1)  # (batch, vocab)
         probabilities = tf.nn.softmax(tf.cast(last, tf.float32)) * (1.0 - banned)
         top = tf.math.top_k(probabilities, k=k)
