@@ -91,12 +91,13 @@ def test_token_mean_cross_entropy_weighs_every_token_alike():
     rng = np.random.default_rng(0)
     metric = TokenMeanCrossEntropy()
     nll_sum, tokens, batch_means = 0.0, 0, []
-    # A batch of long lines, then one of short lines that the model predicts worse.
-    for real_per_row, scale in (([7, 7, 7], 1.0), ([1, 2, 0], 4.0)):
-        targets = np.zeros((3, 8), np.int32)  # 0: padding
+    # A batch of long lines, then a narrower one of short lines that the model
+    # predicts worse (batches of lines are padded to different widths).
+    for real_per_row, width, scale in (([7, 7, 7], 8, 1.0), ([1, 2, 0], 3, 4.0)):
+        targets = np.zeros((3, width), np.int32)  # 0: padding
         for row, n in enumerate(real_per_row):
             targets[row, :n] = rng.integers(1, 6, n)
-        logits = (scale * rng.normal(size=(3, 8, 6))).astype(np.float32)
+        logits = (scale * rng.normal(size=(3, width, 6))).astype(np.float32)
         metric.update_state(targets, logits)
         log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
         nll = -np.take_along_axis(log_p, targets[..., None], -1)[..., 0][targets > 0]

@@ -29,37 +29,29 @@ TOKEN_MEAN_LOSS = "token_mean_loss"
 
 
 @keras.saving.register_keras_serializable(package="textpredict")
-class TokenMeanCrossEntropy(keras.metrics.Metric):
+class TokenMeanCrossEntropy(keras.metrics.Mean):
     """Mean cross-entropy per real target token over all batches so far:
 
         H = Σ_batches Σ_tokens −log p(target) / Σ_batches (number of real targets),
 
     padding (id 0) left out. Keras averages the loss over an epoch per *batch* (each
     weighted by its rows), so a batch of short lines counts as much as one of long
-    lines; this is the per-token mean that perplexity is defined on. Its sums are
-    added over the replicas of a ``tf.distribute`` strategy.
+    lines; this is the per-token mean that perplexity is defined on. It is Keras's
+    weighted ``Mean`` of every token's cross-entropy, weight 0 for padding; the
+    tokens are flattened first, since ``Mean`` would average each row over its
+    (batch-dependent) width before weighting it.
     """
 
     def __init__(self, name=TOKEN_MEAN_LOSS, dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.total = self.add_variable((), "zeros", dtype="float32", aggregation="sum", name="nll")
-        self.tokens = self.add_variable((), "zeros", dtype="float32", aggregation="sum", name="n")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = keras.ops.cast(y_true, "int32")
+        y_true = keras.ops.reshape(keras.ops.cast(y_true, "int32"), [-1])
+        logits = keras.ops.cast(y_pred, "float32")
+        logits = keras.ops.reshape(logits, [-1, keras.ops.shape(logits)[-1]])
+        nll = keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
         real = keras.ops.cast(keras.ops.not_equal(y_true, PAD_ID), "float32")
-        nll = keras.losses.sparse_categorical_crossentropy(
-            y_true, keras.ops.cast(y_pred, "float32"), from_logits=True
-        )
-        self.total.assign_add(keras.ops.sum(nll * real))
-        self.tokens.assign_add(keras.ops.sum(real))
-
-    def result(self):
-        return self.total / keras.ops.maximum(self.tokens, 1.0)
-
-    def reset_state(self):
-        self.total.assign(0.0)
-        self.tokens.assign(0.0)
+        super().update_state(nll, sample_weight=real)
 
 
 class PerplexityLogger(keras.callbacks.Callback):
