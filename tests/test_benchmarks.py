@@ -91,3 +91,20 @@ def test_ptb_report_states_the_papers_learning_rate_and_the_saved_epoch(tmp_path
     ]
     assert "best epoch 2: valid perplexity 119.50" in "\n".join(lines)
     assert "test perplexity 115.25" in lines[-3] and "114.5 (paper)" in lines[-1]
+
+
+def test_the_batch_shards_report_times_both_ways_and_shows_the_rule(monkeypatch, capsys):
+    batch_shards = load("batch_shards")
+    monkeypatch.setattr(batch_shards, "SHAPES", [(8, 4)])
+    monkeypatch.setattr(batch_shards, "STEPS", 3)
+    assert batch_shards.main(["--rounds", "1", "--seconds", "0.01"]) == 0
+    row = next(
+        line.split()
+        for line in capsys.readouterr().out.splitlines()
+        if line.split()[:2] == ["8", "4"]
+    )
+    _, _, product, whole, split, ratio, rule = row
+    assert product == "64"  # 4 rows a shard × 4 units × 4 gates × 4 units
+    assert float(whole) > 0 and float(split) > 0
+    assert ratio == f"{float(whole) / float(split):.2f}x"
+    assert rule == "2"  # 8 rows, a small product: split on 2 cores

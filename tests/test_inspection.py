@@ -44,7 +44,7 @@ def test_gradient_norms_equal_backprop_through_the_layer(cell):
         # As initial states, h_1 and c_1 are independent inputs; in the cell, h_1 =
         # o_1 ⊙ tanh(c_1) is computed from c_1, and the measured ∂L/∂c_1 includes that.
         zeros = (tf.zeros((4, 6)), tf.zeros((4, 6)))
-        x_proj = layer.project_inputs(tf.transpose(inputs[:, :1], [1, 0, 2]))[0]
+        x_proj = layer.project_inputs(inputs[:, :1])[0]
         o = layer.gate_values(x_proj, layer.recurrent_projection(zeros[0]), zeros)["output"]
         grads[1] += grads[0] * o * (1.0 - tf.tanh(states[1]) ** 2)
     want = [float(tf.reduce_mean(tf.norm(g, axis=-1))) for g in grads]

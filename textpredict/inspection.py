@@ -35,7 +35,7 @@ def _unroll(layer: Recurrent, inputs: tf.Tensor, before_step=None):
     final states. Inference semantics: no dropout, no mask.
     """
     inputs = tf.cast(inputs, layer.compute_dtype)
-    x_proj = layer.project_inputs(tf.transpose(inputs, [1, 0, 2]))
+    x_proj = layer.project_inputs(inputs)
     states = _zero_states(layer, inputs.shape[0])
     for t in range(x_proj.shape[0]):
         h_proj = layer.recurrent_projection(states[0])

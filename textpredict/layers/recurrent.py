@@ -14,9 +14,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from textpredict.layers.batch_shards import shard_count, split_rows
 from textpredict.layers.time_loop import (
     autodiff_loop,
     hand_gradient_loop,
+    project_inputs,
     project_recurrent,
 )
 
@@ -358,39 +360,84 @@ class Recurrent(keras.layers.Layer):
                 ones, self.recurrent_dropout, seed=self.seed_generator
             )
 
-        # Time-major before projecting: transposing x is cheaper than
-        # transposing the gates-times-wider projection.
-        x = tf.transpose(sequences, [1, 0, 2])
-        x_proj = self.project_inputs(x)
-        if mask is not None:
-            if isinstance(mask, (list, tuple)):
-                mask = mask[0]
-            mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]  # (time, batch, 1)
-
-        last_output, outputs, states = self._loop(x_proj, states, mask, recurrent_mask, training)
+        jit = self._compiles_loop(training)
+        shards = shard_count(sequences.shape[0], self.units, self.gates) if jit else 1
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if shards == 1:
+            output, states = self._run(sequences, states, mask, recurrent_mask, jit)
+        else:  # see `batch_shards`: the shards' programs can run on different cores
+            parts = [
+                split_rows(tensor, shards) for tensor in (sequences, mask, recurrent_mask, *states)
+            ]
+            runs = [
+                self._run(x, tuple(shard_states), shard_mask, shard_recurrent_mask, jit)
+                for x, shard_mask, shard_recurrent_mask, *shard_states in zip(*parts, strict=True)
+            ]
+            output = tf.concat([run[0] for run in runs], axis=0)
+            shard_states = zip(*(run[1] for run in runs), strict=True)
+            states = tuple(tf.concat(part, axis=0) for part in shard_states)
 
         if self.stateful:
             for variable, state in zip(self.states, states, strict=True):
                 variable.assign(tf.cast(state, variable.dtype))
-
-        output = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else last_output
         if self.return_state:
             return [output, *states]
         return output
 
+    def _uses_hand_gradient(self):
+        return self.gradient == "hand" and self.has_hand_gradient()
+
+    def _compiles_loop(self, training):
+        """Whether the time loop runs hand-differentiated and compiled with XLA:
+        inside a traced training step, which runs many times and so is worth
+        XLA's compile time."""
+        return self._uses_hand_gradient() and bool(training) and not tf.executing_eagerly()
+
+    def _run(self, sequences, states, mask, recurrent_mask, jit):
+        """Projection and time loop over a batch (or over one shard of it).
+
+        Returns `(output, final_states)`, `output` batch-major as `call`
+        returns it. The loop runs hand-differentiated and compiled with XLA
+        when `jit` (see `_compiles_loop`).
+        """
+        if mask is not None:
+            mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]  # (time, batch, 1)
+        dtype = self.compute_dtype
+        kernel = tf.cast(self.kernel, dtype)
+        recurrent_kernel = tf.cast(self.recurrent_kernel, dtype)
+        # Tensors read here, outside the loop: the hand-gradient loop takes them
+        # as inputs and returns their gradients (tf.custom_gradient cannot
+        # differentiate variables read inside it).
+        input_bias, recurrent_bias = self._biases()
+        loop_args = (states, mask, recurrent_mask, self.return_sequences, recurrent_bias)
+        params = self.cell_parameters()
+        if self._uses_hand_gradient():
+            last_output, outputs, states = hand_gradient_loop(
+                self.step,
+                self.step_gradient,
+                sequences,
+                kernel,
+                input_bias,
+                recurrent_kernel,
+                *loop_args,
+                params=params,
+                jit_compile=jit,
+            )
+        else:
+            x_proj = project_inputs(sequences, kernel, input_bias)
+            last_output, outputs, states = autodiff_loop(
+                self.step, x_proj, recurrent_kernel, *loop_args, params=params
+            )
+            if outputs is not None:
+                outputs = tf.transpose(outputs, [1, 0, 2])
+        return (outputs if self.return_sequences else last_output), states
+
     def project_inputs(self, x):
-        """`x @ kernel + bias` for all steps of time-major `x` at once, as one 2-D
-        matrix product: `(time, batch, features)` → `(time, batch, gates * units)`."""
-        time_steps, batch = x.shape[0], x.shape[1]
-        shape = tf.shape(x)
+        """`x @ kernel + bias` for all steps of batch-major `x` at once, returned
+        time-major: `(batch, time, features)` → `(time, batch, gates * units)`."""
         kernel = tf.cast(self.kernel, self.compute_dtype)
-        flat = tf.matmul(tf.reshape(x, tf.stack([-1, shape[2]])), kernel)
-        if self.bias is not None:
-            bias = self.bias[0] if self.separate_recurrent_bias else self.bias
-            flat = tf.nn.bias_add(flat, tf.cast(bias, self.compute_dtype))
-        proj = tf.reshape(flat, tf.stack([shape[0], shape[1], kernel.shape[-1]]))
-        proj.set_shape([time_steps, batch, kernel.shape[-1]])
-        return proj
+        return project_inputs(x, kernel, self._biases()[0])
 
     def recurrent_projection(self, h):
         """`h @ recurrent_kernel` (plus the recurrent bias, for cells that have one).
@@ -399,39 +446,18 @@ class Recurrent(keras.layers.Layer):
         cell one step at a time (see `textpredict.inspection`).
         """
         recurrent_kernel = tf.cast(self.recurrent_kernel, self.compute_dtype)
-        return project_recurrent(h, recurrent_kernel, self._recurrent_bias())
+        return project_recurrent(h, recurrent_kernel, self._biases()[1])
 
-    def _recurrent_bias(self):
-        """The bias added to `h @ recurrent_kernel`, or None (all cells but the GRU)."""
-        if self.separate_recurrent_bias and self.bias is not None:
-            return tf.cast(self.bias[1], self.compute_dtype)
-        return None
-
-    def _loop(self, x_proj, states, mask, recurrent_mask, training):
-        """Runs `step` over the time-major projection `x_proj`.
-
-        Returns `(last_output, outputs, final_states)`; `outputs` is the
-        time-major stack of outputs, or None without `return_sequences`.
-        """
-        recurrent_kernel = tf.cast(self.recurrent_kernel, self.compute_dtype)
-        args = (x_proj, recurrent_kernel, states, mask, recurrent_mask, self.return_sequences)
-        # A tensor read here, outside the loop: the hand-gradient loop takes it
-        # as an input and returns its gradient (tf.custom_gradient cannot
-        # differentiate variables read inside it).
-        recurrent_bias = self._recurrent_bias()
-        if self.gradient == "hand" and self.has_hand_gradient():
-            # XLA fuses each step's element-wise work; worth its compile time
-            # only inside a traced training step, which runs many times.
-            jit = bool(training) and not tf.executing_eagerly()
-            return hand_gradient_loop(
-                self.step,
-                self.step_gradient,
-                *args,
-                recurrent_bias,
-                params=self.cell_parameters(),
-                jit_compile=jit,
-            )
-        return autodiff_loop(self.step, *args, recurrent_bias, params=self.cell_parameters())
+    def _biases(self):
+        """The biases added to `x @ kernel` and to `h @ recurrent_kernel`, in the
+        compute dtype; None where there is none (the second, for all cells but
+        the GRU)."""
+        if self.bias is None:
+            return None, None
+        bias = tf.cast(self.bias, self.compute_dtype)
+        if self.separate_recurrent_bias:
+            return bias[0], bias[1]
+        return bias, None
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch, time_steps = sequences_shape[0], sequences_shape[1]

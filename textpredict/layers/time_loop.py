@@ -32,8 +32,13 @@ the latter computed as one `(units, T·batch) @ (T·batch, gates·units)` produc
 (with δh_proj_t in place of δz_t for a cell that returns it separately, and
 ∂L/∂b_U = Σ_t Σ_batch δh_proj_t). The gradients of `params` are summed
 over the steps inside the loop, from the per-step terms `step_gradient` returns.
-The input kernel and bias get their gradients from TensorFlow through the
-hoisted projection `x @ W + b`, which is already one matrix product.
+
+`hand_gradient_loop` also owns the input projection `x_proj = x @ W + b`,
+computed for all steps as one matrix product before the loop, and its
+gradients, again one product each over all steps (`_projection_gradients`).
+So, compiled with XLA, the layer's whole forward pass is one program and its
+whole backward pass another: one training step of a layer, or of one shard of
+its batch (see `batch_shards`), is two XLA launches.
 """
 
 import tensorflow as tf
@@ -104,10 +109,44 @@ def autodiff_loop(
     return last_output, outputs, final_states
 
 
+def project_inputs(sequences, kernel, bias):
+    """`x @ W + b` for all steps of batch-major `sequences` at once, as one 2-D
+    matrix product, returned time-major: `(batch, time, features)` →
+    `(time, batch, width)`. `bias` may be None."""
+    x = tf.transpose(sequences, [1, 0, 2])  # transposing x beats transposing x @ W
+    shape = tf.shape(x)
+    flat = tf.matmul(tf.reshape(x, tf.stack([-1, shape[2]])), kernel)
+    if bias is not None:
+        flat = tf.nn.bias_add(flat, bias)
+    proj = tf.reshape(flat, tf.stack([shape[0], shape[1], kernel.shape[-1]]))
+    proj.set_shape([x.shape[0], x.shape[1], kernel.shape[-1]])
+    return proj
+
+
+def _projection_gradients(sequences, kernel, d_x_proj):
+    """The gradients of `project_inputs` given `δz = ∂L/∂x_proj` (time-major):
+
+        ∂L/∂x = δz Wᵀ        ∂L/∂W = Σ_t x_tᵀ δz_t        ∂L/∂b = Σ_t Σ_batch δz_t
+
+    each one matrix product (or sum) over all steps, returned as
+    `(∂L/∂sequences (batch-major), ∂L/∂W, ∂L/∂b)`.
+    """
+    features, width = kernel.shape
+    d_flat = tf.reshape(d_x_proj, [-1, width])
+    x_flat = tf.reshape(tf.transpose(sequences, [1, 0, 2]), [-1, features])
+    d_kernel = tf.matmul(x_flat, d_flat, transpose_a=True)
+    d_bias = tf.reduce_sum(d_flat, axis=0)
+    d_x = tf.reshape(tf.matmul(d_flat, kernel, transpose_b=True), tf.shape(x_flat))
+    d_x = tf.reshape(d_x, tf.shape(tf.transpose(sequences, [1, 0, 2])))
+    return tf.transpose(d_x, [1, 0, 2]), d_kernel, d_bias
+
+
 def hand_gradient_loop(
     step,
     step_gradient,
-    x_proj,
+    sequences,
+    kernel,
+    input_bias,
     recurrent_kernel,
     states,
     mask,
@@ -117,7 +156,13 @@ def hand_gradient_loop(
     params=(),
     jit_compile=False,
 ):
-    """`autodiff_loop` with the backward pass through time written out.
+    """`project_inputs` and `autodiff_loop`, with the backward pass written out.
+
+    The input projection is part of it, so that with `jit_compile` one compiled
+    program runs the whole forward pass of the layer (projection and loop) and
+    another its whole backward pass (the loop and every weight's gradient),
+    with the layout changes between batch-major and time-major folded into
+    them.
 
     Args:
         step: As for `autodiff_loop`. Its output must be its first new state
@@ -132,47 +177,84 @@ def hand_gradient_loop(
             `d_h_proj_t` is None when the two projections enter the cell only
             through their sum, so both have the gradient `d_x_proj_t`.
             With `params`, it also returns this step's gradient of each.
-        jit_compile: Compile the forward and the backward loop with XLA, which
+        sequences: `(batch, time, features)` inputs (input dropout applied).
+        kernel: `(features, gates * units)` tensor `W`.
+        input_bias: `(gates * units,)` tensor `b` added to `x @ W`, or None.
+        jit_compile: Compile the forward and the backward pass with XLA, which
             fuses each step's element-wise operations into a few kernels.
-        The other arguments and the return value are those of `autodiff_loop`.
+        The other arguments are those of `autodiff_loop`.
+
+    Returns:
+        As `autodiff_loop`, except that `outputs` is batch-major, `(batch,
+        time, units)`.
     """
-    forward, backward = _forward, _backward
-    if jit_compile:
-        forward = tf.function(_forward, jit_compile=True)
-        backward = tf.function(_backward, jit_compile=True)
-    # The recurrent bias and the cell's params are explicit inputs of `run` (as
-    # are U and the states) so that `grad` can return their gradients.
-    biases = () if recurrent_bias is None else (recurrent_bias,)
+    # Every tensor whose gradient `grad` returns is an explicit input of `run`.
+    biases = tuple(b for b in (input_bias, recurrent_bias) if b is not None)
     params = tuple(params)
 
-    @tf.custom_gradient
-    def run(x_proj, recurrent_kernel, *extras):
-        bias = extras[0] if biases else None
-        cell_params = extras[len(biases) : len(biases) + len(params)]
-        states = extras[len(biases) + len(params) :]
-        last_output, outputs, final_states, saved = forward(
+    def forward(sequences, kernel, input_bias, recurrent_kernel, recurrent_bias, states, params):
+        x_proj = project_inputs(sequences, kernel, input_bias)
+        last_output, outputs, final_states, saved = _forward(
             step,
             x_proj,
             recurrent_kernel,
-            bias,
+            recurrent_bias,
             states,
             mask,
             recurrent_mask,
             return_sequences,
-            cell_params,
+            params,
+        )
+        if return_sequences:
+            outputs = tf.transpose(outputs, [1, 0, 2])
+        return last_output, outputs, final_states, (x_proj, *saved)
+
+    def backward(sequences, kernel, recurrent_kernel, saved, d_last, d_outputs, d_final, params):
+        x_proj, *saved = saved
+        if d_outputs is not None:
+            d_outputs = tf.transpose(d_outputs, [1, 0, 2])
+        d_x_proj, *d_rest = _backward(
+            step_gradient,
+            x_proj,
+            recurrent_kernel,
+            recurrent_bias is not None,
+            saved,
+            mask,
+            recurrent_mask,
+            d_last,
+            d_outputs,
+            d_final,
+            params,
+        )
+        d_sequences, d_kernel, d_input_bias = _projection_gradients(sequences, kernel, d_x_proj)
+        d_input_bias = () if input_bias is None else (d_input_bias,)
+        d_recurrent_kernel, *d_extras = d_rest  # [δb_U,] δparams, δstates
+        # In the order of `run`'s inputs.
+        return (d_sequences, d_kernel, d_recurrent_kernel, *d_input_bias, *d_extras)
+
+    if jit_compile:
+        forward = tf.function(forward, jit_compile=True)
+        backward = tf.function(backward, jit_compile=True)
+
+    @tf.custom_gradient
+    def run(sequences, kernel, recurrent_kernel, *extras):
+        given = iter(extras[: len(biases)])
+        bias = next(given) if input_bias is not None else None
+        bias_u = next(given) if recurrent_bias is not None else None
+        cell_params = extras[len(biases) : len(biases) + len(params)]
+        states = extras[len(biases) + len(params) :]
+        last_output, outputs, final_states, saved = forward(
+            sequences, kernel, bias, recurrent_kernel, bias_u, states, cell_params
         )
 
         def grad(d_last_output, *d_rest):
             d_outputs = d_rest[0] if return_sequences else None
             d_final_states = d_rest[1:] if return_sequences else d_rest
             return backward(
-                step_gradient,
-                x_proj,
+                sequences,
+                kernel,
                 recurrent_kernel,
-                bool(biases),
                 saved,
-                mask,
-                recurrent_mask,
                 _or_zeros(d_last_output, last_output),
                 d_outputs,
                 tuple(_or_zeros(d, s) for d, s in zip(d_final_states, final_states, strict=True)),
@@ -182,7 +264,7 @@ def hand_gradient_loop(
         outputs = (outputs,) if return_sequences else ()
         return (last_output, *outputs, *final_states), grad
 
-    result = run(x_proj, recurrent_kernel, *biases, *params, *states)
+    result = run(sequences, kernel, recurrent_kernel, *biases, *params, *states)
     outputs = result[1] if return_sequences else None
     return result[0], outputs, tuple(result[len(result) - len(states) :])
 

@@ -1,0 +1,109 @@
+"""Splitting a training batch into shards whose compiled passes can run side by side.
+
+The rows of a batch are independent sequences: the time loop of an LSTM over
+rows 0…9 and its loop over rows 10…19 share only the weights. The loop itself
+cannot be spread over cores (step t needs step t-1), and on a CPU XLA runs
+each step's small recurrent product `h_{t-1} @ U` on one core, so one loop
+over the whole batch leaves the other cores mostly idle. Split into shards,
+each shard's forward and backward pass is an XLA program of its own
+(`time_loop.hand_gradient_loop`); the programs of different shards do not
+depend on each other, so TensorFlow's executor is free to run them on
+different cores at once. The shards' outputs are concatenated and their
+weight gradients summed.
+
+Sharding changes no result beyond floating-point rounding: the dropout masks
+are drawn for the whole batch before it is split, and every row meets the same
+weights and the same equations.
+
+It pays only while a step's product is small. Measured on 2 cores
+(`benchmarks/batch_shards.py`, `results/batch_shards.txt`), an LSTM training
+step with 2 shards against the whole batch: 1.18× faster at batch 20 × 200
+units (10 × 200 × 800 multiply-adds a shard and step), 1.07× at 64 × 200, even
+at 20 × 400, and slower above (0.74× to 0.83× at 500 and 650 units), where XLA
+already spreads a product over the cores and shards compete for them.
+"""
+
+import contextlib
+import os
+
+import tensorflow as tf
+
+#: Largest per-shard, per-step recurrent product, `rows · units · gates·units`
+#: multiply-adds, for which a shard is worth its own programs: between 64 × 200
+#: (5.1 M a shard, 1.07× faster) and 20 × 400 (6.4 M, even); see the module docstring.
+MAX_SHARD_PRODUCT = 6_000_000
+#: Fewest rows a shard gets: below that, a program's fixed cost outweighs its work.
+MIN_SHARD_ROWS = 4
+#: Most shards a batch is split into: more have been measured on no machine yet.
+MAX_SHARDS = 2
+
+
+def available_cores():
+    """CPU cores this process may run on, and TensorFlow may run ops on at once."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    inter_op = tf.config.threading.get_inter_op_parallelism_threads()
+    return min(cores, inter_op) if inter_op > 0 else cores
+
+
+#: Set by `forced_shards`: a shard count that overrides the rule.
+_forced = None
+
+
+@contextlib.contextmanager
+def forced_shards(count):
+    """Within the block, layers traced for training split every batch into
+    `count` shards whatever its size (1: never split); for benchmarks and tests."""
+    global _forced
+    previous, _forced = _forced, int(count)
+    try:
+        yield
+    finally:
+        _forced = previous
+
+
+def shard_count(batch, units, gates, cores=None):
+    """How many shards a batch of `batch` rows is split into (1: not split).
+
+    Args:
+        batch: The static batch size, or None when it is known only at run
+            time. Then the batch is not split: such a batch (lines of varying
+            length, in buckets) changes shape from step to step, and XLA compiles
+            each shard's programs anew for every shape, which costs more than
+            the shards save in a short run (a 2-epoch run on 150 lines: 45 s
+            against 31 s).
+        units: The layer's units, the width of `h`.
+        gates: The number of `units`-wide blocks in `U`.
+        cores: Cores to spread over; `available_cores()` by default.
+    """
+    if _forced is not None:
+        return _forced
+    cores = available_cores() if cores is None else cores
+    if batch is None or cores < 2 or tf.config.list_logical_devices("GPU"):
+        return 1  # a GPU runs the whole product at once
+    count = min(cores, MAX_SHARDS, batch // MIN_SHARD_ROWS)
+    rows = -(-batch // max(count, 1))
+    if count < 2 or rows * units * gates * units > MAX_SHARD_PRODUCT:
+        return 1
+    return count
+
+
+def split_rows(tensor, count):
+    """`tensor` split along its first axis into `count` nearly equal parts.
+
+    With a static first dimension the parts have static sizes (the first
+    `batch % count` parts one row more); otherwise they are computed at run
+    time. None passes through as `count` Nones.
+    """
+    if tensor is None:
+        return [None] * count
+    batch = tensor.shape[0]
+    if batch is None:
+        batch = tf.shape(tensor)[0]
+        bounds = [(i * batch) // count for i in range(count + 1)]
+        sizes = tf.stack([bounds[i + 1] - bounds[i] for i in range(count)])
+        return tf.split(tensor, sizes, axis=0, num=count)
+    sizes = [batch // count + (1 if i < batch % count else 0) for i in range(count)]
+    return tf.split(tensor, sizes, axis=0)
