@@ -9,7 +9,9 @@ each shard's forward and backward pass is an XLA program of its own
 (`time_loop.hand_gradient_loop`); the programs of different shards do not
 depend on each other, so TensorFlow's executor is free to run them on
 different cores at once. The shards' outputs are concatenated and their
-weight gradients summed.
+weight gradients summed. Only a batch whose size is fixed when the training
+step is traced is split (see `shard_count`), as in the Penn Treebank presets'
+streams; a GPU batch never is.
 
 Sharding changes no result beyond floating-point rounding: the dropout masks
 are drawn for the whole batch before it is split, and every row meets the same
@@ -17,10 +19,11 @@ weights and the same equations.
 
 It pays only while a step's product is small. Measured on 2 cores
 (`benchmarks/batch_shards.py`, `results/batch_shards.txt`), an LSTM training
-step with 2 shards against the whole batch: 1.18× faster at batch 20 × 200
-units (10 × 200 × 800 multiply-adds a shard and step), 1.07× at 64 × 200, even
-at 20 × 400, and slower above (0.74× to 0.83× at 500 and 650 units), where XLA
-already spreads a product over the cores and shards compete for them.
+step with 2 shards against the whole batch: 1.05× to 1.18× faster at 200 units
+(batch 8, 20 and 64: 0.6 to 5.1 M multiply-adds a shard and step), even at
+batch 20 × 400 units (6.4 M: 1.05× and 0.97× in two runs), and slower above
+(0.74× to 0.89× at 500 and 650 units), where XLA already spreads a product
+over the cores and the shards compete for them.
 """
 
 import contextlib
@@ -29,8 +32,8 @@ import os
 import tensorflow as tf
 
 #: Largest per-shard, per-step recurrent product, `rows · units · gates·units`
-#: multiply-adds, for which a shard is worth its own programs: between 64 × 200
-#: (5.1 M a shard, 1.07× faster) and 20 × 400 (6.4 M, even); see the module docstring.
+#: multiply-adds, for which a shard is worth its own programs: between an LSTM's
+#: 64 × 200 (5.1 M a shard, faster) and 20 × 400 (6.4 M, even); see the module docstring.
 MAX_SHARD_PRODUCT = 6_000_000
 #: Fewest rows a shard gets: below that, a program's fixed cost outweighs its work.
 MIN_SHARD_ROWS = 4
