@@ -20,7 +20,7 @@ def rng():
 def test_split_rows_gives_nearly_equal_parts_static_or_dynamic():
     rows = tf.reshape(tf.range(7 * 2), (7, 2))
     parts = split_rows(rows, 3)
-    assert [p.shape[0] for p in parts] == [3, 2, 2]
+    assert [p.shape[0] for p in parts] == [2, 2, 3]  # row i·7//3 starts part i
     np.testing.assert_array_equal(tf.concat(parts, 0), rows)
 
     @tf.function(input_signature=[tf.TensorSpec((None, 2), tf.int32)])
@@ -28,7 +28,7 @@ def test_split_rows_gives_nearly_equal_parts_static_or_dynamic():
         return split_rows(t, 3)
 
     parts = dynamic(rows)
-    assert [p.shape[0] for p in parts] == [2, 2, 3]  # row i·7//3 starts part i
+    assert [p.shape[0] for p in parts] == [2, 2, 3]
     np.testing.assert_array_equal(tf.concat(parts, 0), rows)
     assert split_rows(None, 2) == [None, None]
 
@@ -96,7 +96,7 @@ CASES = [  # cell, layer kwargs, with a mask
 
 @pytest.mark.parametrize("cls, layer_kwargs, masked", CASES)
 def test_shards_compute_what_the_whole_batch_computes(rng, cls, layer_kwargs, masked):
-    """Outputs, final states and every gradient, the batch of 7 split into 4 + 3 rows."""
+    """Outputs, final states and every gradient, the batch of 7 split into 3 + 4 rows."""
     batch = 7
     layers = [cls(UNITS, seed=3, **layer_kwargs) for _ in range(2)]
     for layer in layers:

@@ -104,7 +104,7 @@ def test_the_batch_shards_report_times_both_ways_and_shows_the_rule(monkeypatch,
         if line.split()[:2] == ["8", "4"]
     )
     _, _, product, whole, split, ratio, rule = row
-    assert product == "64"  # 4 rows a shard × 4 units × 4 gates × 4 units
+    assert product == "256"  # 4 rows a shard × 4 units × (4 gates × 4 units)
     assert float(whole) > 0 and float(split) > 0
     assert ratio == f"{float(whole) / float(split):.2f}x"
     assert rule == "2"  # 8 rows, a small product: split on 2 cores

@@ -96,17 +96,17 @@ def shard_count(batch, units, gates, cores=None):
 def split_rows(tensor, count):
     """`tensor` split along its first axis into `count` nearly equal parts.
 
-    With a static first dimension the parts have static sizes (the first
-    `batch % count` parts one row more); otherwise they are computed at run
-    time. None passes through as `count` Nones.
+    Part i starts at row `i · batch // count`, so the later parts have a row
+    more when `count` does not divide the batch. The sizes are static when the
+    first dimension is, computed at run time otherwise. None passes through as
+    `count` Nones.
     """
     if tensor is None:
         return [None] * count
     batch = tensor.shape[0]
-    if batch is None:
+    static = batch is not None
+    if not static:
         batch = tf.shape(tensor)[0]
-        bounds = [(i * batch) // count for i in range(count + 1)]
-        sizes = tf.stack([bounds[i + 1] - bounds[i] for i in range(count)])
-        return tf.split(tensor, sizes, axis=0, num=count)
-    sizes = [batch // count + (1 if i < batch % count else 0) for i in range(count)]
-    return tf.split(tensor, sizes, axis=0)
+    bounds = [(i * batch) // count for i in range(count + 1)]
+    sizes = [bounds[i + 1] - bounds[i] for i in range(count)]
+    return tf.split(tensor, sizes if static else tf.stack(sizes), axis=0, num=count)

@@ -132,12 +132,11 @@ def _projection_gradients(sequences, kernel, d_x_proj):
     `(∂L/∂sequences (batch-major), ∂L/∂W, ∂L/∂b)`.
     """
     features, width = kernel.shape
+    x = tf.transpose(sequences, [1, 0, 2])  # time-major, as d_x_proj
     d_flat = tf.reshape(d_x_proj, [-1, width])
-    x_flat = tf.reshape(tf.transpose(sequences, [1, 0, 2]), [-1, features])
-    d_kernel = tf.matmul(x_flat, d_flat, transpose_a=True)
+    d_kernel = tf.matmul(tf.reshape(x, [-1, features]), d_flat, transpose_a=True)
     d_bias = tf.reduce_sum(d_flat, axis=0)
-    d_x = tf.reshape(tf.matmul(d_flat, kernel, transpose_b=True), tf.shape(x_flat))
-    d_x = tf.reshape(d_x, tf.shape(tf.transpose(sequences, [1, 0, 2])))
+    d_x = tf.reshape(tf.matmul(d_flat, kernel, transpose_b=True), tf.shape(x))
     return tf.transpose(d_x, [1, 0, 2]), d_kernel, d_bias
 
 
