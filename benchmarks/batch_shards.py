@@ -1,7 +1,7 @@
 """When splitting a batch into shards pays: one LSTM training step, whole batch against shards.
 
 ``textpredict.layers.batch_shards`` splits a training batch into shards whose
-compiled time loops run on different cores. This measures, at several batch sizes
+compiled programs can run on different cores. This measures, at several batch sizes
 and widths, a training step of ``textpredict.LSTM`` (as ``lstm_step.py`` times it)
 traced with the batch whole and traced split into 2 shards, interleaved round by
 round in one process; the ratio is the whole batch's time over the shards' time

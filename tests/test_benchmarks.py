@@ -106,5 +106,7 @@ def test_the_batch_shards_report_times_both_ways_and_shows_the_rule(monkeypatch,
     _, _, product, whole, split, ratio, rule = row
     assert product == "256"  # 4 rows a shard × 4 units × (4 gates × 4 units)
     assert float(whole) > 0 and float(split) > 0
-    assert ratio == f"{float(whole) / float(split):.2f}x"
+    # From the unrounded times: the printed ones (2 decimals of a few ms) are 1 % off at most.
+    assert ratio.endswith("x")
+    assert float(ratio[:-1]) == pytest.approx(float(whole) / float(split), rel=0.03)
     assert rule == "2"  # 8 rows, a small product: split on 2 cores

@@ -87,10 +87,10 @@ def shard_count(batch, units, gates, cores=None):
     if batch is None or cores < 2 or tf.config.list_logical_devices("GPU"):
         return 1  # a GPU runs the whole product at once
     count = min(cores, MAX_SHARDS, batch // MIN_SHARD_ROWS)
-    rows = -(-batch // max(count, 1))
-    if count < 2 or rows * units * gates * units > MAX_SHARD_PRODUCT:
+    if count < 2:
         return 1
-    return count
+    rows = -(-batch // count)  # the largest shard's (see `split_rows`)
+    return count if rows * units * gates * units <= MAX_SHARD_PRODUCT else 1
 
 
 def split_rows(tensor, count):
