@@ -38,6 +38,7 @@ SHAPES = [  # (batch, units); 35 steps, as many input features as units
     (20, 500),
     (20, 650),
     (64, 650),
+    (20, 1500),
 ]
 STEPS = 35
 

@@ -34,19 +34,34 @@ def test_split_rows_gives_nearly_equal_parts_static_or_dynamic():
 
 
 def test_shard_count_splits_only_small_products_over_several_cores(monkeypatch):
-    # LSTM (4 gates): 10 rows × 200 × 800 per shard is small, 32 × 650 × 2600 is not.
-    assert shard_count(20, 200, 4, cores=2) == 2
-    assert shard_count(64, 650, 4, cores=2) == 1
-    assert shard_count(20, 200, 4, cores=1) == 1
-    assert shard_count(20, 200, 4, cores=4) == batch_shards.MAX_SHARDS
-    assert shard_count(8, 200, 4, cores=2) == 2
-    assert shard_count(7, 200, 4, cores=2) == 1  # at least MIN_SHARD_ROWS rows a shard
-    assert shard_count(None, 200, 4, cores=2) == 1  # its shape may change every step
-    rows = batch_shards.MAX_SHARD_PRODUCT // (4 * 50 * 50)
-    assert shard_count(2 * rows, 50, 4, cores=2) == 2
-    assert shard_count(2 * rows + 2, 50, 4, cores=2) == 1
+    # LSTM (4 gates): 10 rows × 200 × 800 per shard is small everywhere, 32 × 650 × 2600
+    # only with AVX-512, 10 × 1500 × 6000 nowhere.
+    for avx512 in (False, True):
+        assert shard_count(20, 200, 4, cores=2, avx512=avx512) == 2
+        assert shard_count(20, 200, 4, cores=1, avx512=avx512) == 1
+        assert shard_count(20, 200, 4, cores=4, avx512=avx512) == batch_shards.MAX_SHARDS
+        assert shard_count(8, 200, 4, cores=2, avx512=avx512) == 2
+        assert shard_count(7, 200, 4, cores=2, avx512=avx512) == 1  # MIN_SHARD_ROWS a shard
+        assert shard_count(None, 200, 4, cores=2, avx512=avx512) == 1  # may change shape
+        assert shard_count(20, 1500, 4, cores=2, avx512=avx512) == 1
+        rows = batch_shards.max_shard_product(avx512) // (4 * 50 * 50)
+        assert shard_count(2 * rows, 50, 4, cores=2, avx512=avx512) == 2
+        assert shard_count(2 * rows + 2, 50, 4, cores=2, avx512=avx512) == 1
+    assert shard_count(64, 650, 4, cores=2, avx512=False) == 1
+    assert shard_count(64, 650, 4, cores=2, avx512=True) == 2
     monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: ["GPU:0"])
     assert shard_count(20, 200, 4, cores=2) == 1
+
+
+def test_avx512_is_read_from_the_cpu_flags(tmp_path):
+    flags = "flags\t\t: fpu sse2 avx2 fma{}\n"
+    with_it, without = tmp_path / "with", tmp_path / "without"
+    with_it.write_text("processor\t: 0\n" + flags.format(" avx512f avx512dq"))
+    without.write_text("processor\t: 0\n" + flags.format(" avx512_fake_but_not_f"))
+    assert batch_shards.has_avx512(str(with_it))
+    assert not batch_shards.has_avx512(str(without))
+    assert not batch_shards.has_avx512(str(tmp_path / "missing"))
+    assert batch_shards.max_shard_product(True) > batch_shards.max_shard_product(False)
 
 
 def test_forced_shards_overrides_the_rule_and_restores_it():

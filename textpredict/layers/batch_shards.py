@@ -17,23 +17,34 @@ Sharding changes no result beyond floating-point rounding: the dropout masks
 are drawn for the whole batch before it is split, and every row meets the same
 weights and the same equations.
 
-It pays only while a step's product is small. Measured on 2 cores
-(`benchmarks/batch_shards.py`, `results/batch_shards.txt`), an LSTM training
-step with 2 shards against the whole batch: 1.05× to 1.18× faster at 200 units
-(batch 8, 20 and 64: 0.6 to 5.1 M multiply-adds a shard and step), even at
-batch 20 × 400 units (6.4 M: 1.05× and 0.97× in two runs), and slower above
-(0.74× to 0.89× at 500 and 650 units), where XLA already spreads a product
-over the cores and the shards compete for them.
+It pays only while a step's product is small enough, and where that limit lies
+depends on the machine (`benchmarks/batch_shards.py`, `results/batch_shards.txt`,
+an LSTM training step with 2 shards against the whole batch, on 2 cores):
+
+* on an AVX-512 machine, faster from batch 20 × 200 units to 64 × 650 (1.6 M
+  to 54 M multiply-adds a shard and step: 1.07× to 1.23× in two runs, 20 × 650
+  about even at 1.01× and 1.02×), and slower at 20 × 1500 (90 M: 0.81× in both);
+* on an AVX2 machine, faster up to 64 × 200 (5.1 M: 1.05× to 1.18×), even at
+  20 × 400 (6.4 M) and slower above (0.74× to 0.89× at 500 and 650 units).
+
+AVX-512 doubles a core's product speed, so the element-wise work of each step,
+which the shards spread over the cores and a whole batch leaves on one, is a
+larger share of the step. That is a plausible reason for the difference, not
+one checked on more machines; the rule keys the limit on AVX-512
+(`max_shard_product`).
 """
 
 import contextlib
+import functools
 import os
 
 import tensorflow as tf
 
 #: Largest per-shard, per-step recurrent product, `rows · units · gates·units`
-#: multiply-adds, for which a shard is worth its own programs: between an LSTM's
-#: 64 × 200 (5.1 M a shard, faster) and 20 × 400 (6.4 M, even); see the module docstring.
+#: multiply-adds, for which a shard is worth its own programs, on a CPU with AVX-512:
+#: between an LSTM's 32 × 650 (54 M a shard, faster) and 10 × 1500 (90 M, slower).
+MAX_SHARD_PRODUCT_AVX512 = 60_000_000
+#: The same on other CPUs: between 64 × 200 (5.1 M, faster) and 20 × 400 (6.4 M, even).
 MAX_SHARD_PRODUCT = 6_000_000
 #: Fewest rows a shard gets: below that, a program's fixed cost outweighs its work.
 MIN_SHARD_ROWS = 4
@@ -67,7 +78,23 @@ def forced_shards(count):
         _forced = previous
 
 
-def shard_count(batch, units, gates, cores=None):
+@functools.cache
+def has_avx512(cpuinfo="/proc/cpuinfo"):
+    """Whether this CPU has AVX-512 (read from Linux's `cpuinfo`; False elsewhere)."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as info:
+            return any(line.startswith("flags") and "avx512f" in line.split() for line in info)
+    except OSError:
+        return False
+
+
+def max_shard_product(avx512=None):
+    """The largest per-shard product worth a shard on this CPU (see the module docstring)."""
+    avx512 = has_avx512() if avx512 is None else avx512
+    return MAX_SHARD_PRODUCT_AVX512 if avx512 else MAX_SHARD_PRODUCT
+
+
+def shard_count(batch, units, gates, cores=None, avx512=None):
     """How many shards a batch of `batch` rows is split into (1: not split).
 
     Args:
@@ -80,6 +107,7 @@ def shard_count(batch, units, gates, cores=None):
         units: The layer's units, the width of `h`.
         gates: The number of `units`-wide blocks in `U`.
         cores: Cores to spread over; `available_cores()` by default.
+        avx512: Whether the CPU has AVX-512; read from the CPU by default.
     """
     if _forced is not None:
         return _forced
@@ -90,7 +118,7 @@ def shard_count(batch, units, gates, cores=None):
     if count < 2:
         return 1
     rows = -(-batch // count)  # the largest shard's (see `split_rows`)
-    return count if rows * units * gates * units <= MAX_SHARD_PRODUCT else 1
+    return count if rows * units * gates * units <= max_shard_product(avx512) else 1
 
 
 def split_rows(tensor, count):
