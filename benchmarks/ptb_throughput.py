@@ -36,7 +36,7 @@ import tensorflow as tf
 from textpredict.batches import EpochBatches
 from textpredict.data import split_data
 from textpredict.presets import PRESETS
-from textpredict.text import PAD_ID, Tokenizer
+from textpredict.text import PAD_ID, Tokenizer, fit_input
 from textpredict.training import compiled_network, reset_states
 
 DEFAULT_PTB = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ptb"
@@ -61,7 +61,8 @@ def textpredict_trainer(preset, vocabulary: int, inputs, targets):
     keras.utils.set_random_seed(0)
     tf.config.experimental.enable_op_determinism()
     network = compiled_network(preset.model, preset.training, vocabulary)
-    dataset = tf.data.Dataset.from_tensor_slices((inputs, targets)).repeat()
+    # Read as `train` reads its epochs (see text.fit_input).
+    dataset = fit_input(tf.data.Dataset.from_tensor_slices((inputs, targets)).repeat())
 
     def run(steps: int) -> float:
         reset_states(network)

@@ -13,6 +13,7 @@ from textpredict.text import (
     Tokenizer,
     check_text_file,
     corpus_files,
+    fit_input,
     id_array,
     line_windows,
     read_lines,
@@ -273,3 +274,28 @@ def test_a_split_remembers_how_its_files_were_read(tmp_path):
     path.write_bytes("".join(f"ligne {i} été\n" for i in range(2, 20)).encode("latin-1"))
     with pytest.raises(CorpusError, match=rf"changed since this model was trained \({size} bytes"):
         DataSplit.from_description(description)  # its held-out lines would be others now
+
+
+def test_what_fit_reads_is_read_ahead_without_the_autotuner(tmp_path, tokenizer):
+    """An epoch that `fit` stops reading before its end must not leave tf.data's
+    autotuner running: releasing its iterator would wait for the tuner's next wake-up."""
+    from textpredict.batches import EpochBatches, held_out_batches
+    from textpredict.training import TrainingConfig
+
+    numbers = tf.data.Dataset.range(10)
+    ahead = fit_input(numbers)
+    assert list(ahead.as_numpy_iterator()) == list(range(10))  # nothing lost or reordered
+    assert ahead.options().autotune.enabled is False
+    assert numbers.options().autotune.enabled is not False  # the input is left as it was
+
+    lines = tf.data.Dataset.from_tensor_slices(["the cat sat on the mat"] * 40)
+    config = TrainingConfig(batch_size=4, seq_len=4, seed=0)
+    for sequences in ("lines", "stream"):
+        settings = TrainingConfig(**{**vars(config), "sequences": sequences})
+        cache = tmp_path / sequences  # as training makes it
+        cache.mkdir()
+        epoch = EpochBatches(tokenizer, lines, settings, cache).epoch(0)
+        held_out = held_out_batches(tokenizer, lines, settings, cache / "valid")
+        for batches in (epoch, held_out, line_windows(tokenizer, lines, 4, 4)):
+            assert batches.options().autotune.enabled is False
+            assert next(iter(batches))[0].shape[0] == 4

@@ -16,6 +16,7 @@ from textpredict.distribute import split_each_batch
 from textpredict.text import (
     Tokenizer,
     batch_rows,
+    fit_input,
     id_array,
     line_rows,
     stream_windows,
@@ -95,7 +96,7 @@ class EpochBatches:
         else:
             batches = self.one_pass(epoch).skip(skip)
         batches = batches.apply(tf.data.experimental.assert_cardinality(self.count - skip))
-        return split_each_batch(batches.prefetch(tf.data.AUTOTUNE))
+        return split_each_batch(fit_input(batches))
 
 
 def held_out_batches(
@@ -108,4 +109,4 @@ def held_out_batches(
     else:
         ids = id_array(tokenizer, lines)
         batches = stream_windows(ids, config.seq_len, config.batch_size)
-    return split_each_batch(batches.prefetch(tf.data.AUTOTUNE))
+    return split_each_batch(fit_input(batches))

@@ -437,8 +437,27 @@ def line_windows(
     rows = with_known_length(line_rows(tokenizer, lines, seq_len).cache())
     if shuffle_seed is not None:
         rows = rows.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-    batches = with_known_length(batch_rows(rows, seq_len, batch_size))
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return fit_input(with_known_length(batch_rows(rows, seq_len, batch_size)))
+
+
+#: Batches read ahead of the training step. The pipelines read ids cached in memory or
+#: on disk, so a fixed read-ahead of two hides them; they need no tuning.
+READ_AHEAD = 2
+
+
+def fit_input(batches: tf.data.Dataset) -> tf.data.Dataset:
+    """``batches`` read ahead, and without tf.data's autotuner, for ``fit``.
+
+    ``fit`` stops after an epoch's steps without reading its iterator to the end, and
+    releasing an iterator whose autotuner still runs holds the caller until the tuner's
+    next wake-up, 10 ms · 2^k after the iterator started: seconds, and more as epochs
+    grow. Measured with the autotuner on, some 50-step epochs of ``zaremba-small``
+    that trained in 2.8 s returned after 5.1 s (``benchmarks/ptb_throughput.py``
+    read its epochs so before; its results file tells).
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.prefetch(READ_AHEAD).with_options(options)
 
 
 def stream_windows(ids: np.ndarray, seq_len: int, batch_size: int) -> tf.data.Dataset:
