@@ -426,8 +426,9 @@ def line_windows(
     shuffle_buffer: int = 10_000,
 ) -> tf.data.Dataset:
     """Batches of ``(inputs, targets)``, one corpus line per row, from a fresh state
-    (``line_rows`` and ``batch_rows``), cached in memory, of known length, and
-    reshuffled on every pass when a ``shuffle_seed`` is given.
+    (``line_rows`` and ``batch_rows``), cached in memory, of known length,
+    reshuffled on every pass when a ``shuffle_seed`` is given, and ready for ``fit``
+    (``fit_input``).
 
     Why not one continuous stream: an LSTM fed a stream must learn to overwrite the
     previous line's memories before it can learn to keep the current line's (Gers et
@@ -440,8 +441,8 @@ def line_windows(
     return fit_input(with_known_length(batch_rows(rows, seq_len, batch_size)))
 
 
-#: Batches read ahead of the training step. The pipelines read ids cached in memory or
-#: on disk, so a fixed read-ahead of two hides them; they need no tuning.
+#: Batches read ahead of the training step. A batch of ids takes far less time to make
+#: (from a cache, or tokenized in parallel) than a step takes to use it: two hide it.
 READ_AHEAD = 2
 
 
