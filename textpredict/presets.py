@@ -21,14 +21,15 @@ window (averaged over the batch); Keras minimises its mean over all tokens, whic
 ``1/T`` of that. The same updates therefore need the learning rate times T and the
 clipping norm divided by T: ``lr·clip(T·g, c) = (lr·T)·clip(g, c/T)``.
 
-Ours, ``tied-500``, is a wider model for about the same CPU time (55 minutes on 2
-cores, 1.4 times zaremba-small's 38): 2 × 500 units with the output layer sharing the
+Ours, ``tied-500``, is a wider model for about the same CPU time (43 minutes on 2
+cores, 1.5 times zaremba-small's 29): 2 × 500 units with the output layer sharing the
 embedding matrix (Press & Wolf 2017; Inan et al. 2017), dropout 0.4, T = 35, and 7
 epochs, the learning rate halved after each from the fifth. A token costs it about
-2.8 times what it costs zaremba-small, so it reads the corpus 7 times instead of 13.
-Test perplexity 88.33 (benchmarks/results/ptb_tied_500.txt). Stopped after five epochs
-(``--epochs 5``), which took 39 minutes of that run, it reaches test perplexity 95.79
-(benchmarks/results/ptb_tied_500_5_epochs.txt).
+2.7 times what it costs zaremba-small, so it reads the corpus 7 times instead of 13.
+Test perplexity 88.88, against zaremba-small's 112.32 (benchmarks/results/
+ptb_tied_500.txt and ptb_zaremba_small.txt). Its first five epochs take zaremba-small's
+time (30 minutes); stopped there (``--epochs 5``) it reached test perplexity 95.79 in an
+earlier record (benchmarks/results/ptb_tied_500_5_epochs.txt).
 """
 
 from __future__ import annotations
