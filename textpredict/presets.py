@@ -28,8 +28,8 @@ epochs, the learning rate halved after each from the fifth. A token costs it abo
 2.7 times what it costs zaremba-small, so it reads the corpus 7 times instead of 13.
 Test perplexity 88.88, against zaremba-small's 112.32 (benchmarks/results/
 ptb_tied_500.txt and ptb_zaremba_small.txt). Its first five epochs take zaremba-small's
-time (30 minutes); stopped there (``--epochs 5``) it reached test perplexity 95.79 in an
-earlier record (benchmarks/results/ptb_tied_500_5_epochs.txt).
+time (30 minutes); stopped there (``--epochs 5``) it reaches test perplexity 96.26
+(benchmarks/results/ptb_tied_500_5_epochs.txt).
 """
 
 from __future__ import annotations
