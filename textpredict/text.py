@@ -453,8 +453,8 @@ def fit_input(batches: tf.data.Dataset) -> tf.data.Dataset:
     releasing an iterator whose autotuner still runs holds the caller until the tuner's
     next wake-up, 10 ms · 2^k after the iterator started: seconds, and more as epochs
     grow. Measured with the autotuner on, some 50-step epochs of ``zaremba-small``
-    that trained in 2.8 s returned after 5.1 s (``benchmarks/ptb_throughput.py``
-    read its epochs so before; its results file tells).
+    that trained in 2.8 s returned after 5.1 s (the earlier records in
+    ``benchmarks/results/ptb_throughput.txt`` have that stall in them).
     """
     options = tf.data.Options()
     options.autotune.enabled = False
