@@ -187,6 +187,22 @@ def test_model_names_resolve_under_the_models_home(monkeypatch, tmp_path):
         assert resolve_model_path("small") == Path("saved_models") / "small"
 
 
+def test_a_name_may_start_with_a_relative_models_home(monkeypatch):
+    # `ls saved_models` shows `books`; `--model saved_models/books` means that folder.
+    monkeypatch.delenv("TEXTPREDICT_MODELS", raising=False)
+    assert resolve_model_path("saved_models/books") == Path("saved_models") / "books"
+    assert resolve_model_path("saved_models/ptb/small") == Path("saved_models/ptb/small")
+    assert resolve_model_path("saved_models/saved_models/m") == Path("saved_models/saved_models/m")
+    monkeypatch.setenv("TEXTPREDICT_MODELS", "store/models")
+    assert resolve_model_path("store/models/m") == Path("store/models/m")
+    assert resolve_model_path("store/m") == Path("store/models/store/m")  # not the whole home
+    for home in ("store/models", "store/models/"):
+        with pytest.raises(ModelError, match="names the folder of all models"):
+            resolve_model_path(home)
+    with pytest.raises(ModelError, match="leads outside store/models/"):
+        resolve_model_path("store/models/../m")
+
+
 def test_explicit_paths_are_taken_as_they_are(monkeypatch, tmp_path):
     monkeypatch.setenv("TEXTPREDICT_MODELS", str(tmp_path))
     monkeypatch.setenv("HOME", "/home/someone")

@@ -297,6 +297,11 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     ``books`` or ``ptb/small``, and must stay inside it: a name with ``..`` is
     refused, so that a name passed on by a script or a form cannot reach files
     elsewhere. (Symbolic links inside the home are followed: they are the owner's.)
+
+    A name that starts with a relative models home as written, such as
+    ``saved_models/books`` with the default home, means ``books``: that is the
+    folder a user sees when listing ``saved_models/``, not a ``saved_models``
+    folder inside it.
     """
     if isinstance(name_or_path, Path):
         return _checked_model_path(name_or_path)
@@ -309,14 +314,17 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         except RuntimeError as error:  # ~user of an unknown user
             raise ModelError(f"cannot find the model path {text}: {error}") from None
     parts = PurePosixPath(text.replace("\\", "/")).parts
+    home = models_home()
+    if not home.is_absolute() and parts[: len(home.parts)] == home.parts:
+        parts = parts[len(home.parts) :]  # saved_models/books: books
     if not parts or parts == (".",):
         raise ModelError(f"the model name {text!r} names the folder of all models, not a model")
     if ".." in parts:
         raise ModelError(
-            f"the model name {text!r} leads outside {models_home()}/; to use a model "
+            f"the model name {text!r} leads outside {home}/; to use a model "
             "elsewhere, give its path (absolute, or starting with ./)"
         )
-    return _checked_model_path(models_home().joinpath(*parts))
+    return _checked_model_path(home.joinpath(*parts))
 
 
 #: The directories a training run keeps beside its model (``.NAME.training``,
