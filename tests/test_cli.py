@@ -212,6 +212,10 @@ def test_evaluate_table_json_and_file(runner, home, trained):
     (home / "other.txt").write_text("the clouds are in the sky .\n", encoding="utf-8")
     on_file = json.loads(invoke(runner, "evaluate", "--file", "other.txt", "--json").output)
     assert on_file["file"]["tokens"] == 7  # line by line: "the ... sky <eos>", each a target
+    # Lines are each read from a fresh state: there are no stream rows to choose.
+    rows = invoke(runner, "evaluate", "--stream-rows", "2")
+    assert "--stream-rows applies to a model trained on a stream" in one_line_error(rows)
+    assert invoke(runner, "evaluate", "--stream-rows", "0").exit_code == 2
 
 
 def test_repl_answers_each_line_and_changes_settings(runner, trained):
@@ -335,6 +339,7 @@ def test_every_cell_trains_completes_evaluates_and_exports(runner, trained_cell)
     import tensorflow as tf
 
     from textpredict.model import CELLS, load_model
+    from textpredict.text import id_array, read_lines
 
     cell, path = trained_cell
     model = load_model(path)
@@ -348,6 +353,18 @@ def test_every_cell_trains_completes_evaluates_and_exports(runner, trained_cell)
     assert len(words) == 3
     evaluated = json.loads(invoke(runner, "evaluate", "-m", path, "--json").output)
     assert 1 < evaluated["test"]["perplexity"] < model.tokenizer.vocabulary_size
+
+    # A stream read as one row: every token predicted from all the text before it, as
+    # one call of the network over the whole text computes it (4-token windows here).
+    held = path.parent / f"held-{cell}.txt"
+    held.write_text("the clouds are in the sky .\nthe sky is blue and the sea .\n")
+    args = ["evaluate", "-m", path, "-f", held, "--stream-rows", "1", "--json"]
+    one_row = json.loads(invoke(runner, *args).output)["file"]
+    ids = id_array(model.tokenizer, read_lines([held]))
+    logits = model.network(ids[None, :-1])[0]
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(ids[1:], logits).numpy()
+    assert one_row["tokens"] == len(ids) - 1
+    assert one_row["perplexity"] == pytest.approx(np.exp(nll.mean()), rel=1e-5)
 
     # Exported and served in this process (the subprocess check, without
     # textpredict importable, is the LSTM's above; the graph is built the same way).

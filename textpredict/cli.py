@@ -477,9 +477,17 @@ def _given(**values):
     help="Text to evaluate on (repeatable). Default: the model's validation and test text.",
 )
 @reading_options(" For --file; the model's own text is read as in training.", defaults=False)
+@click.option(
+    "--stream-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="For a model trained on a stream: read the text as this many rows, each from a "
+    "fresh state (default 16). 1 predicts every token from all the text before it, as "
+    "Zaremba et al. score Penn Treebank, more slowly.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors
-def evaluate(model, files, encoding, errors, as_json):
+def evaluate(model, files, encoding, errors, stream_rows, as_json):
     """Perplexity and top-1/3/5 accuracy of a model on held-out text."""
     from textpredict.evaluation import evaluate as evaluate_model
     from textpredict.model import load_model
@@ -487,7 +495,7 @@ def evaluate(model, files, encoding, errors, as_json):
     if (encoding or errors) and not files:
         raise click.UsageError("--encoding and --errors apply to --file text")
     reading = {"encoding": encoding or "utf-8", "errors": errors or "strict"}
-    results = evaluate_model(load_model(model), list(files), **reading)
+    results = evaluate_model(load_model(model), list(files), **reading, stream_rows=stream_rows)
     if as_json:
         click.echo(json.dumps({name: r.as_dict() for name, r in results.items()}, indent=2))
         return

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from textpredict.data import DataSplit
-from textpredict.errors import CorpusError
+from textpredict.errors import CorpusError, TextpredictError
 from textpredict.metrics import Evaluation, evaluate_lines, evaluate_stream
 from textpredict.model import ModelConfig, SavedModel, build_language_model
 from textpredict.text import (
@@ -21,6 +21,10 @@ from textpredict.text import (
     read_lines,
 )
 
+#: Lines scored at once; also the rows a stream is read as by default. A stream's
+#: rows each start from a fresh state, so 16 rows score 15 tokens without the text
+#: before them, for a few times the speed of one row (`stream_rows=1`; the README's
+#: Penn Treebank section measures both).
 EVALUATION_BATCH = 16
 
 
@@ -42,11 +46,15 @@ def evaluate_text(
     lines: tf.data.Dataset,
     sequences: str,
     seq_len: int,
+    stream_rows: int = EVALUATION_BATCH,
 ) -> Evaluation:
     """Scores text the way the model was trained to read it.
 
     ``sequences="lines"``: each line from a fresh state after ``<eos>``, every token a
-    target; ``"stream"``: the text as one stream, state carried across windows.
+    target; ``"stream"``: the text as one stream, state carried across windows, laid
+    out as ``stream_rows`` contiguous rows, each from a fresh state (1: every token
+    but the first is predicted from all the text before it, as Zaremba et al. score
+    Penn Treebank).
     """
     if sequences == "lines":  # streamed, not held: held-out text may be large
         rows = line_rows(tokenizer, lines, seq_len)
@@ -55,7 +63,7 @@ def evaluate_text(
     ids = id_array(tokenizer, lines)
     if len(ids) < 2:
         raise CorpusError("the evaluation text has fewer than two tokens")
-    rows = min(EVALUATION_BATCH, len(ids) - 1)
+    rows = min(stream_rows, len(ids) - 1)
     return evaluate_stream(stateful_copy(network, config, tokenizer, rows), ids, seq_len)
 
 
@@ -64,16 +72,25 @@ def evaluate(
     files: Sequence[str | Path] | None = None,
     encoding: str = "utf-8",
     errors: str = "strict",
+    stream_rows: int | None = None,
 ) -> dict[str, Evaluation]:
     """Scores a model on given files, or on its own validation and test text.
 
     ``encoding`` and ``errors`` say how to read the given files (see ``split_data``);
-    the model's own text is read as it was for training.
+    the model's own text is read as it was for training. ``stream_rows`` (for a model
+    trained on a stream only) is the number of rows the text is read as; see
+    ``evaluate_text``.
 
     Returns:
         ``{"file": ...}`` for given files, else ``{"valid": ..., "test": ...}``.
     """
     training = model.info.get("training", {})
+    sequences = training.get("sequences", "stream")
+    if stream_rows is not None and sequences != "stream":
+        raise TextpredictError(
+            "--stream-rows applies to a model trained on a stream (--sequences stream); "
+            f"{model.path} was trained on lines, which are each read from a fresh state"
+        )
     if files:
         checked = corpus_files(files, encoding, errors)
         parts = {"file": read_lines(checked, encoding=encoding, errors=errors)}
@@ -86,8 +103,9 @@ def evaluate(
             model.config,
             model.tokenizer,
             lines,
-            training.get("sequences", "stream"),
+            sequences,
             training.get("seq_len", 64),
+            stream_rows or EVALUATION_BATCH,
         )
         for name, lines in parts.items()
     }
