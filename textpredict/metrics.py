@@ -2,9 +2,11 @@
 
 Perplexity is ``exp(mean cross-entropy per target token)`` over a whole held-out
 text, ``<eos>`` counted as a token (Mikolov 2012; Zaremba et al. 2014). A model trained
-on a continuous stream is scored on the stream, its state carried from each window to
-the next, as in the papers; a model trained line by line is scored line by line, each
-line read from a fresh state after ``<eos>``, as ``complete`` reads a prompt.
+on a continuous stream is scored on the stream, laid out in rows whose state is carried
+from each window to the next: one row as in the papers, or several side by side, each
+from a fresh state (``evaluate_stream``). A model trained line by line is scored line
+by line, each line read from a fresh state after ``<eos>``, as ``complete`` reads a
+prompt.
 
 Top-k accuracy (a keyboard's "recall"): the share of target tokens among the k words
 the model ranks highest *of those it may offer* — padding and ``[UNK]`` are never
