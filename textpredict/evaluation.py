@@ -86,6 +86,8 @@ def evaluate(
     """
     training = model.info.get("training", {})
     sequences = training.get("sequences", "stream")
+    if stream_rows is not None and stream_rows < 1:
+        raise ValueError(f"stream_rows must be at least 1. Received: {stream_rows}")
     if stream_rows is not None and sequences != "stream":
         raise TextpredictError(
             "--stream-rows applies to a model trained on a stream (--sequences stream); "
@@ -105,7 +107,7 @@ def evaluate(
             lines,
             sequences,
             training.get("seq_len", 64),
-            stream_rows or EVALUATION_BATCH,
+            EVALUATION_BATCH if stream_rows is None else stream_rows,
         )
         for name, lines in parts.items()
     }
