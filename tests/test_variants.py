@@ -22,7 +22,7 @@ BATCH, TIME, FEATURES, UNITS = 3, 5, 4, 6
 TOL = 1e-5
 VARIANTS = [PeepholeLSTM, CIFG, GRU, SimpleRNN]
 HAND_GRADIENT = [PeepholeLSTM, CIFG, GRU, SimpleRNN]
-STATES = {PeepholeLSTM: 2, CIFG: 2, GRU: 1, SimpleRNN: 1}
+STATES = {LSTM: 2, PeepholeLSTM: 2, CIFG: 2, GRU: 1, SimpleRNN: 1}
 
 
 @pytest.fixture
@@ -396,8 +396,27 @@ HAND_CASES = [
 @pytest.mark.parametrize("traced", [False, True], ids=["eager", "xla-training-step"])
 def test_hand_gradient_matches_autodiff(rng, cls, layer_kwargs, use_initial_state, lengths, traced):
     """Traced with `training=True`, the loop runs XLA-compiled, as inside `fit`."""
+    _check_hand_gradient(rng, cls, layer_kwargs, use_initial_state, lengths, traced)
+
+
+@pytest.mark.parametrize("cls", [LSTM, *HAND_GRADIENT])
+@pytest.mark.parametrize("layer_kwargs, use_initial_state, lengths", HAND_CASES[2:4])
+def test_either_prefetch_setting_matches_autodiff(
+    rng, cls, layer_kwargs, use_initial_state, lengths
+):
+    """`prefetch_inputs` changes XLA's code, not the result: the compiled
+    training step with the setting opposite to the class's (whose own is
+    tested above) still gives autodiff's outputs and gradients."""
+    _check_hand_gradient(
+        rng, cls, layer_kwargs, use_initial_state, lengths, True, prefetch=not cls.prefetch_inputs
+    )
+
+
+def _check_hand_gradient(rng, cls, layer_kwargs, use_initial_state, lengths, traced, prefetch=None):
     # The same seed gives both layers the same dropout masks.
     hand = cls(UNITS, gradient="hand", seed=3, **layer_kwargs)
+    if prefetch is not None:
+        hand.prefetch_inputs = prefetch
     auto = cls(UNITS, gradient="autodiff", seed=3, **layer_kwargs)
     for layer in (hand, auto):
         layer.build((BATCH, TIME, FEATURES))

@@ -46,6 +46,8 @@ class GRU(Recurrent):
 
     gates = 3
     separate_recurrent_bias = True
+    # Its compiled step reads x_proj at two offsets in one kernel (Recurrent.prefetch_inputs).
+    prefetch_inputs = True
 
     def __init__(self, units, *, recurrent_activation="sigmoid", **kwargs):
         super().__init__(units, **kwargs)

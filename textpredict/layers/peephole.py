@@ -42,6 +42,9 @@ class PeepholeLSTM(LSTM):
         **kwargs: Every other argument of `LSTM`, by keyword.
     """
 
+    # Its compiled step reads x_proj at three offsets in one kernel (Recurrent.prefetch_inputs).
+    prefetch_inputs = True
+
     def __init__(self, units, *, peephole_initializer="zeros", **kwargs):
         super().__init__(units, **kwargs)
         self.peephole_initializer = _lookup(

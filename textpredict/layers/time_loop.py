@@ -154,6 +154,7 @@ def hand_gradient_loop(
     recurrent_bias=None,
     params=(),
     jit_compile=False,
+    prefetch_inputs=False,
 ):
     """`project_inputs` and `autodiff_loop`, with the backward pass written out.
 
@@ -181,6 +182,9 @@ def hand_gradient_loop(
         input_bias: `(gates * units,)` tensor `b` added to `x @ W`, or None.
         jit_compile: Compile the forward and the backward pass with XLA, which
             fuses each step's element-wise operations into a few kernels.
+        prefetch_inputs: Have each step of the forward loop read the next
+            step's input projection ahead (see `_forward`), for a cell whose
+            compiled step is faster so.
         The other arguments are those of `autodiff_loop`.
 
     Returns:
@@ -203,6 +207,7 @@ def hand_gradient_loop(
             recurrent_mask,
             return_sequences,
             params,
+            prefetch_inputs=prefetch_inputs,
         )
         if return_sequences:
             outputs = tf.transpose(outputs, [1, 0, 2])
@@ -279,6 +284,7 @@ def _forward(
     return_sequences,
     params=(),
     keep_for_backward=True,
+    prefetch_inputs=False,
 ):
     """The time loop of both `autodiff_loop` and `hand_gradient_loop`.
 
@@ -291,9 +297,20 @@ def _forward(
     at t = 0), so the loop stores the outputs once and both `h_{t-1}` and
     `h_{t-1} ⊙ m_h` are formed from them after the loop: each array written
     per step costs the loop about as much as the element-wise work of a cell.
+
+    With `prefetch_inputs`, step t reads `x_proj[t+1]` at its end and hands it
+    to step t+1 as loop state, instead of step t+1 reading `x_proj[t]` itself.
+    The result is the same; what changes is XLA's code. XLA fuses the read of
+    `x_proj[t]` (a dynamic slice) into the element-wise kernels of the step,
+    and where one kernel reads that slice at two or more column offsets (a
+    cell whose narrow gate blocks meet in one kernel: the GRU, the peephole
+    LSTM), XLA:CPU's code for it is not vectorised: a kernel as long as the
+    rest of the step's element-wise work together. A loop-state tensor is a
+    plain buffer, which every kernel reads vectorised. For the other cells the
+    extra copy costs more than it saves (see `Recurrent.prefetch_inputs`).
     """
     time_steps = tf.shape(x_proj)[0]
-    inputs = _time_array(x_proj)
+    inputs = None if prefetch_inputs else _time_array(x_proj)
     keep_steps = None if mask is None else _time_array(mask)
     # Keras semantics: a masked step repeats the previous *output*, which
     # starts at zeros (not at the initial state); states carry over.
@@ -315,10 +332,15 @@ def _forward(
     collect_outputs = return_sequences or h_from_outputs
     extra = (_empty_array(time_steps, output0.dtype, output0.shape),) if collect_outputs else ()
 
-    def body(t, prev_output, states, saved, *extra):
+    def read_ahead(t):
+        """`x_proj[t]` as the loop state of step t (the last step's, past the end)."""
+        return (x_proj[tf.minimum(t, time_steps - 1)],) if prefetch_inputs else ()
+
+    def body(t, ahead, prev_output, states, saved, *extra):
         h_in = states[0] if recurrent_mask is None else states[0] * recurrent_mask
         h_proj = project_recurrent(h_in, recurrent_kernel, recurrent_bias)
-        output, new_states = step(inputs.read(t), h_proj, states, *params)
+        x_t = ahead[0] if prefetch_inputs else inputs.read(t)
+        output, new_states = step(x_t, h_proj, states, *params)
         keep = None if keep_steps is None else keep_steps.read(t)
         output = _masked(keep, output, prev_output)
         if saved:
@@ -328,22 +350,22 @@ def _forward(
             _masked(keep, new, old) for new, old in zip(new_states, states, strict=True)
         )
         extra = tuple(array.write(t, output) for array in extra)
-        return (t + 1, output, new_states, saved, *extra)
+        return (t + 1, read_ahead(t + 1), output, new_states, saved, *extra)
 
     # maximum_iterations gives XLA a static trip-count bound for gradients.
-    result = tf.while_loop(
+    _, _, last_output, final_states, saved, *extra = tf.while_loop(
         lambda t, *_: t < time_steps,
         body,
-        (tf.constant(0, tf.int32), output0, tuple(states), saved, *extra),
+        (tf.constant(0, tf.int32), read_ahead(0), output0, tuple(states), saved, *extra),
         maximum_iterations=time_steps,
     )
-    outputs = result[4].stack() if collect_outputs else None
-    saved = tuple(array.stack() for array in result[3])
+    outputs = extra[0].stack() if collect_outputs else None
+    saved = tuple(array.stack() for array in saved)
     if h_from_outputs:
         h_prev = tf.concat([states[0][None], outputs[:-1]], axis=0)
         h_in = h_prev if recurrent_mask is None else h_prev * recurrent_mask
         saved = (h_in, saved[0], h_prev, *saved[1:])
-    return result[1], outputs if return_sequences else None, result[2], saved
+    return last_output, outputs if return_sequences else None, final_states, saved
 
 
 def _or_zeros(gradient, like):
