@@ -110,3 +110,24 @@ def test_the_batch_shards_report_times_both_ways_and_shows_the_rule(monkeypatch,
     assert ratio.endswith("x")
     assert float(ratio[:-1]) == pytest.approx(float(whole) / float(split), rel=0.03)
     assert rule == "2"  # 8 rows, a small product: split on 2 cores
+
+
+def test_the_prefetch_report_times_every_cell_both_ways_and_shows_its_setting(monkeypatch, capsys):
+    prefetch_inputs = load("prefetch_inputs")
+    monkeypatch.setattr(prefetch_inputs, "SHAPES", {"tiny": (4, 3, 5, 4)})
+    assert prefetch_inputs.main(["--rounds", "1", "--seconds", "0.01"]) == 0
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in capsys.readouterr().out.splitlines()
+        if line.strip().startswith("textpredict.")
+    }
+    assert set(rows) == {f"textpredict.{name}" for name in prefetch_inputs.CELLS}
+    for name, (cls, _) in prefetch_inputs.CELLS.items():
+        without, with_, ratio, setting = rows[f"textpredict.{name}"]
+        assert float(without) > 0 and float(with_) > 0
+        assert float(ratio[:-1]) == pytest.approx(float(without) / float(with_), rel=0.03)
+        assert setting == ("on" if cls.prefetch_inputs else "off")
+    assert {name for name, (cls, _) in prefetch_inputs.CELLS.items() if cls.prefetch_inputs} == {
+        "peephole",
+        "gru",
+    }
