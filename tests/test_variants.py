@@ -472,6 +472,33 @@ def test_gru_jit_compile_with_unknown_batch_and_time(rng):
         _assert_all_close(got_grads, want_grads, tol=1e-4)
 
 
+@pytest.mark.parametrize("cls", [GRU, PeepholeLSTM])
+def test_reading_ahead_in_a_training_step_of_unknown_batch_and_time(rng, cls):
+    """The read-ahead loop (`prefetch_inputs`, on for these cells) with shapes known
+    only at run time, down to a single step: what `fit` runs on bucketed lines."""
+    assert cls.prefetch_inputs
+    layer = cls(UNITS, return_sequences=True, return_state=True)
+    layer.build((None, None, FEATURES))
+    _random_weights(layer, rng)
+
+    def forward_backward(x, mask, training):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            seq, h, *_ = layer(x, mask=mask, training=training)
+            loss = tf.reduce_sum(seq**2) + tf.reduce_sum(h)
+        return seq, tape.gradient(loss, [x, *layer.trainable_weights])
+
+    spec = [tf.TensorSpec((None, None, FEATURES)), tf.TensorSpec((None, None), tf.bool)]
+    traced = tf.function(lambda x, mask: forward_backward(x, mask, True), input_signature=spec)
+    for batch, time in [(3, 5), (2, 7), (4, 1)]:
+        x = tf.constant(_x(rng, batch=batch, time=time))
+        mask = tf.constant(np.arange(time)[None, :] < rng.integers(1, time + 1, (batch, 1)))
+        got_seq, got_grads = traced(x, mask)
+        want_seq, want_grads = forward_backward(x, mask, False)
+        np.testing.assert_allclose(got_seq, want_seq, atol=TOL)
+        _assert_all_close(got_grads, want_grads, tol=1e-4)
+
+
 # --- what every variant shares ----------------------------------------------------------
 
 
