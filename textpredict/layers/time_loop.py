@@ -304,10 +304,10 @@ def _forward(
     `x_proj[t]` (a dynamic slice) into the element-wise kernels of the step,
     and where one kernel reads that slice at two or more column offsets (a
     cell whose narrow gate blocks meet in one kernel: the GRU, the peephole
-    LSTM), XLA:CPU's code for it is not vectorised: a kernel as long as the
-    rest of the step's element-wise work together. A loop-state tensor is a
-    plain buffer, which every kernel reads vectorised. For the other cells the
-    extra copy costs more than it saves (see `Recurrent.prefetch_inputs`).
+    LSTM), XLA:CPU compiles that kernel without vector instructions. A
+    loop-state tensor is a plain buffer, which every kernel reads vectorised.
+    For the other cells the extra copy per step costs more than it saves (see
+    `Recurrent.prefetch_inputs`).
     """
     time_steps = tf.shape(x_proj)[0]
     inputs = None if prefetch_inputs else _time_array(x_proj)
