@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -28,7 +27,7 @@ import textpredict
 from textpredict.layers import batch_shards
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lstm_step import keras_step, machine, time_steps
+from lstm_step import interleaved_medians, keras_step, machine
 
 SHAPES = [  # (batch, units); 35 steps, as many input features as units
     (8, 200),
@@ -65,12 +64,8 @@ def main(argv=None) -> int:
     )
     for batch, units in SHAPES:
         variants = {shards: traced_step(batch, units, shards) for shards in (1, 2)}
-        counts = {s: max(2, round(args.seconds / time_steps(f, 1))) for s, f in variants.items()}
-        samples = {shards: [] for shards in variants}
-        for _ in range(args.rounds):
-            for shards, step in variants.items():
-                samples[shards].append(time_steps(step, counts[shards]))
-        whole, split = (1e3 * statistics.median(samples[s]) for s in (1, 2))
+        medians = interleaved_medians(variants, args.rounds, args.seconds)
+        whole, split = (1e3 * medians[s] for s in (1, 2))
         product = -(-batch // 2) * units * 4 * units
         rule = batch_shards.shard_count(batch, units, 4, cores=2)
         print(

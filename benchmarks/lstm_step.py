@@ -160,22 +160,31 @@ def time_steps(step: Callable[[], None], count: int) -> float:
     return (time.perf_counter() - started) / count
 
 
+def interleaved_medians(steps: dict, rounds: int, seconds: float) -> dict:
+    """Median seconds per step of each of ``steps`` (key: step function, already
+    traced) over ``rounds`` rounds, each step timed for about ``seconds`` once a
+    round, so that a busy spell of the machine falls on all of them alike."""
+    counts = {key: max(2, round(seconds / time_steps(step, 2))) for key, step in steps.items()}
+    samples = {key: [] for key in steps}
+    for _ in range(rounds):
+        for key, step in steps.items():
+            samples[key].append(time_steps(step, counts[key]))
+    return {key: statistics.median(times) for key, times in samples.items()}
+
+
 def measure(shape_name: str, rounds: int, seconds: float, with_torch: bool, peak: float):
     shape = SHAPES[shape_name]
     batch, steps, features, units = shape
     runners = contenders(shape, with_torch)
-    counts = {}
-    for name, (step, _) in runners.items():  # warm up (tracing, XLA) and size the rounds
+    for step, _ in runners.values():  # warm up: tracing, XLA
         for _ in range(3):
             step()
-        counts[name] = max(2, round(seconds / time_steps(step, 2)))
-    samples: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(rounds):  # interleaved: every contender once a round
-        for name, (step, _) in runners.items():
-            samples[name].append(time_steps(step, counts[name]))
+    medians = interleaved_medians(
+        {name: step for name, (step, _) in runners.items()}, rounds, seconds
+    )
     results = []
     for name, (_, gates) in runners.items():
-        per_step = statistics.median(samples[name])
+        per_step = medians[name]
         rate = step_flops(batch, steps, features, units, gates) / per_step / 1e9
         results.append(
             Result(name, shape_name, 1e3 * per_step, batch * steps / per_step, rate, rate / peak)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lstm_step import CELLS, SHAPES, keras_step, machine, time_steps
+from lstm_step import CELLS, SHAPES, interleaved_medians, keras_step, machine
 
 
 def traced_step(cls, shape, prefetch):
@@ -54,14 +53,8 @@ def main(argv=None) -> int:
         print(f"  {'cell':<24}{'without ms':>11}{'with ms':>9}{'ratio':>8}{'class':>7}")
         for name, (cls, _) in CELLS.items():
             variants = {p: traced_step(cls, shape, p) for p in (False, True)}
-            counts = {
-                p: max(2, round(args.seconds / time_steps(s, 1))) for p, s in variants.items()
-            }
-            samples = {p: [] for p in variants}
-            for _ in range(args.rounds):
-                for p, step in variants.items():
-                    samples[p].append(time_steps(step, counts[p]))
-            without, with_ = (1e3 * statistics.median(samples[p]) for p in (False, True))
+            medians = interleaved_medians(variants, args.rounds, args.seconds)
+            without, with_ = (1e3 * medians[p] for p in (False, True))
             print(
                 f"  {'textpredict.' + name:<24}{without:>11.2f}{with_:>9.2f}"
                 f"{without / with_:>7.2f}x{'on' if cls.prefetch_inputs else 'off':>7}"
