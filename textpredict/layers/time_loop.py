@@ -211,16 +211,21 @@ def hand_gradient_loop(
         )
         if return_sequences:
             outputs = tf.transpose(outputs, [1, 0, 2])
-        return last_output, outputs, final_states, (x_proj, *saved)
+        # Uᵀ for the backward loop, whose product δz_t @ Uᵀ XLA:CPU runs more
+        # slowly with `transpose_b`. Made here, the copy waits for nothing and,
+        # compiled, runs beside the forward loop; made in the backward pass, it
+        # would hold up the backward loop, which needs it at its first step.
+        recurrent_kernel_t = tf.transpose(recurrent_kernel)
+        return last_output, outputs, final_states, (x_proj, recurrent_kernel_t, *saved)
 
-    def backward(sequences, kernel, recurrent_kernel, saved, d_last, d_outputs, d_final, params):
-        x_proj, *saved = saved
+    def backward(sequences, kernel, saved, d_last, d_outputs, d_final, params):
+        x_proj, recurrent_kernel_t, *saved = saved
         if d_outputs is not None:
             d_outputs = tf.transpose(d_outputs, [1, 0, 2])
         d_x_proj, *d_rest = _backward(
             step_gradient,
             x_proj,
-            recurrent_kernel,
+            recurrent_kernel_t,
             recurrent_bias is not None,
             saved,
             mask,
@@ -257,7 +262,6 @@ def hand_gradient_loop(
             return backward(
                 sequences,
                 kernel,
-                recurrent_kernel,
                 saved,
                 _or_zeros(d_last_output, last_output),
                 d_outputs,
@@ -375,7 +379,7 @@ def _or_zeros(gradient, like):
 def _backward(
     step_gradient,
     x_proj,
-    recurrent_kernel,
+    recurrent_kernel_t,
     with_recurrent_bias,
     saved,
     mask,
@@ -385,7 +389,7 @@ def _backward(
     d_final_states,
     params=(),
 ):
-    """Backpropagation through time for `hand_gradient_loop`.
+    """Backpropagation through time for `hand_gradient_loop`, given Uᵀ.
 
     Walks t = T-1 … 0 carrying δ(states), the sums of δ(params) and, with
     masking, δ(output) (a masked step passes both through unchanged). Returns
@@ -404,9 +408,6 @@ def _backward(
     # Set while tracing the body: whether the cell returned a separate gradient
     # for the recurrent projection (a property of its Python code, not data).
     separate_h_proj = []
-    # Uᵀ once, outside the loop: XLA:CPU runs a product that contracts U's
-    # second axis (`transpose_b`) at about 60 % of the speed of a plain one.
-    recurrent_kernel_t = tf.transpose(recurrent_kernel)
 
     def body(t, d_output, d_states, d_params, d_x_projs, d_h_projs):
         if d_output_steps is not None:
@@ -450,7 +451,7 @@ def _backward(
     )
     d_x_proj = result[4].stack()
     d_h_proj = result[5].stack() if separate_h_proj else d_x_proj
-    units, width = recurrent_kernel.shape
+    width, units = recurrent_kernel_t.shape
     d_recurrent_kernel = tf.matmul(
         tf.reshape(h_inputs, [-1, units]), tf.reshape(d_h_proj, [-1, width]), transpose_a=True
     )
