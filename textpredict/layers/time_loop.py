@@ -211,15 +211,21 @@ def hand_gradient_loop(
         )
         if return_sequences:
             outputs = tf.transpose(outputs, [1, 0, 2])
-        # Uᵀ for the backward loop, whose product δz_t @ Uᵀ XLA:CPU runs more
-        # slowly with `transpose_b`. Made here, the copy waits for nothing and,
-        # compiled, runs beside the forward loop; made in the backward pass, it
-        # would hold up the backward loop, which needs it at its first step.
-        recurrent_kernel_t = tf.transpose(recurrent_kernel)
-        return last_output, outputs, final_states, (x_proj, recurrent_kernel_t, *saved)
+        if jit_compile:
+            # Uᵀ for the backward loop (see `_backward`), made in this program,
+            # where the copy waits for nothing and runs beside the loop; made in
+            # the backward program, it would hold up that loop's first step.
+            # Uncompiled (as in inference, where no backward pass may follow),
+            # `backward` makes it instead.
+            saved = (*saved, tf.transpose(recurrent_kernel))
+        return last_output, outputs, final_states, (x_proj, *saved)
 
-    def backward(sequences, kernel, saved, d_last, d_outputs, d_final, params):
-        x_proj, recurrent_kernel_t, *saved = saved
+    def backward(sequences, kernel, recurrent_kernel, saved, d_last, d_outputs, d_final, params):
+        x_proj, *saved = saved
+        if jit_compile:
+            *saved, recurrent_kernel_t = saved
+        else:
+            recurrent_kernel_t = tf.transpose(recurrent_kernel)
         if d_outputs is not None:
             d_outputs = tf.transpose(d_outputs, [1, 0, 2])
         d_x_proj, *d_rest = _backward(
@@ -262,6 +268,7 @@ def hand_gradient_loop(
             return backward(
                 sequences,
                 kernel,
+                recurrent_kernel,
                 saved,
                 _or_zeros(d_last_output, last_output),
                 d_outputs,
@@ -390,6 +397,10 @@ def _backward(
     params=(),
 ):
     """Backpropagation through time for `hand_gradient_loop`, given Uᵀ.
+
+    Each step multiplies by Uᵀ, a transposed copy of U made once: XLA:CPU runs
+    a product that contracts U's second axis (`transpose_b`) markedly more
+    slowly than a plain one.
 
     Walks t = T-1 … 0 carrying δ(states), the sums of δ(params) and, with
     masking, δ(output) (a masked step passes both through unchanged). Returns
