@@ -301,13 +301,15 @@ def _forward(
 
     Returns `(last_output, outputs, final_states, saved)`. With
     `keep_for_backward`, `saved` holds what `_backward` needs, stacked over time:
-    `h_{t-1} ⊙ m_h` (the input of U), `h_proj_t` and each state before step t;
-    otherwise it is empty.
+    `h_proj_t` and each state before step t (`h_{t-1}` first); otherwise it is
+    empty. The input of U, `h_{t-1} ⊙ m_h`, is not kept: `_backward` forms it
+    from `h_{t-1}` (without a recurrent mask it is `h_{t-1}` itself, which a
+    compiled program would otherwise return twice, as two copies).
 
     Without a mask, `h_{t-1}` is the previous step's output (the initial state
-    at t = 0), so the loop stores the outputs once and both `h_{t-1}` and
-    `h_{t-1} ⊙ m_h` are formed from them after the loop: each array written
-    per step costs the loop about as much as the element-wise work of a cell.
+    at t = 0), so the loop stores the outputs once and `h_{t-1}` is formed from
+    them after the loop: each array written per step costs the loop about as
+    much as the element-wise work of a cell.
 
     With `prefetch_inputs`, step t reads `x_proj[t+1]` at its end and hands it
     to step t+1 as loop state, instead of step t+1 reading `x_proj[t]` itself.
@@ -328,14 +330,13 @@ def _forward(
     output0 = tf.zeros_like(states[0])
     h_from_outputs = keep_for_backward and mask is None
 
-    def kept(h_in, h_proj, states):
+    def kept(h_proj, states):
         """The values of one step that `body` stores for `_backward`."""
-        return (h_proj, *states[1:]) if h_from_outputs else (h_in, h_proj, *states)
+        return (h_proj, *states[1:]) if h_from_outputs else (h_proj, *states)
 
     saved = ()
     if keep_for_backward:  # one array per kept value, shaped like it
         specs = kept(
-            tf.TensorSpec(output0.shape, output0.dtype),
             tf.TensorSpec(x_proj.shape[1:], x_proj.dtype),
             [tf.TensorSpec(s.shape, s.dtype) for s in states],
         )
@@ -355,7 +356,7 @@ def _forward(
         keep = None if keep_steps is None else keep_steps.read(t)
         output = _masked(keep, output, prev_output)
         if saved:
-            values = kept(h_in, h_proj, states)
+            values = kept(h_proj, states)
             saved = tuple(array.write(t, v) for array, v in zip(saved, values, strict=True))
         new_states = tuple(
             _masked(keep, new, old) for new, old in zip(new_states, states, strict=True)
@@ -374,8 +375,7 @@ def _forward(
     saved = tuple(array.stack() for array in saved)
     if h_from_outputs:
         h_prev = tf.concat([states[0][None], outputs[:-1]], axis=0)
-        h_in = h_prev if recurrent_mask is None else h_prev * recurrent_mask
-        saved = (h_in, saved[0], h_prev, *saved[1:])
+        saved = (saved[0], h_prev, *saved[1:])
     return last_output, outputs if return_sequences else None, final_states, saved
 
 
@@ -407,7 +407,9 @@ def _backward(
     the gradients with respect to `x_proj`, `recurrent_kernel`, the recurrent
     bias (only when `with_recurrent_bias`), each param and each initial state.
     """
-    h_inputs, h_projs, *prev_states = saved
+    h_projs, *prev_states = saved
+    h_prevs = prev_states[0]
+    h_inputs = h_prevs if recurrent_mask is None else h_prevs * recurrent_mask  # U's inputs
     time_steps = tf.shape(x_proj)[0]
     inputs = _time_array(x_proj)
     h_proj_steps = _time_array(h_projs)
