@@ -9,9 +9,13 @@ hand-written loop with ``nn.LSTM``. Blocks of steps alternate between the two.
 
 The output layer is timed on its own too (a dense layer to the vocabulary, the
 cross-entropy, backward, update), since at 200 units it is most of a step.
+``--keras-loss`` adds textpredict's step with Keras's
+``SparseCategoricalCrossentropy(ignore_class=0)`` in place of its own loss
+(``model.TokenCrossEntropy``), which trains to the same weights.
 
     pip install torch==2.13.0
     python benchmarks/ptb_throughput.py [--preset zaremba-small] [--ptb ../shared/corpora/ptb]
+    python benchmarks/ptb_throughput.py --keras-loss
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ import tensorflow as tf
 
 from textpredict.batches import EpochBatches
 from textpredict.data import split_data
+from textpredict.model import TokenCrossEntropy
 from textpredict.presets import PRESETS
 from textpredict.text import PAD_ID, Tokenizer, fit_input
 from textpredict.training import compiled_network, reset_states
 
 DEFAULT_PTB = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "ptb"
+KERAS_LOSS = "textpredict, Keras's masked loss"
 
 
 def ptb_windows(ptb: Path, preset) -> tuple[np.ndarray, np.ndarray, int]:
@@ -56,11 +62,14 @@ def ptb_windows(ptb: Path, preset) -> tuple[np.ndarray, np.ndarray, int]:
     )
 
 
-def textpredict_trainer(preset, vocabulary: int, inputs, targets):
-    """Runs ``n`` training steps of the preset's network with Keras's ``fit``."""
+def textpredict_trainer(preset, vocabulary: int, inputs, targets, loss=None):
+    """Runs ``n`` training steps of the preset's network with Keras's ``fit``
+    (with ``loss`` in place of ``train``'s, when given)."""
     keras.utils.set_random_seed(0)
     tf.config.experimental.enable_op_determinism()
     network = compiled_network(preset.model, preset.training, vocabulary)
+    if loss is not None:
+        network.compile(optimizer=network.optimizer, loss=loss)
     # Read as `train` reads its epochs (see text.fit_input).
     dataset = fit_input(tf.data.Dataset.from_tensor_slices((inputs, targets)).repeat())
 
@@ -130,7 +139,7 @@ def output_layer_steps(preset, vocabulary: int, targets):
     dense = keras.layers.Dense(vocabulary)
     dense.build((None, units))
     optimizer = keras.optimizers.SGD(0.1)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
+    loss_fn = TokenCrossEntropy()  # the loss `textpredict train` minimises
     h_tf, y_tf = tf.constant(h), tf.constant(y)
 
     @tf.function
@@ -178,6 +187,11 @@ def main(argv=None) -> int:
     parser.add_argument("--ptb", type=Path, default=DEFAULT_PTB, help="folder of PTB files")
     parser.add_argument("--steps", type=int, default=50, help="steps per block")
     parser.add_argument("--rounds", type=int, default=5, help="alternating blocks of each")
+    parser.add_argument(
+        "--keras-loss",
+        action="store_true",
+        help="also time textpredict's step with Keras's masked loss in place of its own",
+    )
     args = parser.parse_args(argv)
 
     preset = PRESETS[args.preset]
@@ -188,13 +202,18 @@ def main(argv=None) -> int:
         runners["PyTorch nn.LSTM loop"] = torch_trainer(preset, vocabulary, inputs, targets)
     except ImportError:
         print("PyTorch is not installed (pip install torch==2.13.0); leaving it out")
+    if args.keras_loss:  # the loss `train` used before TokenCrossEntropy
+        masked = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
+        runners[KERAS_LOSS] = textpredict_trainer(preset, vocabulary, inputs, targets, masked)
     print(f"{args.preset}: batch {preset.training.batch_size} x {preset.training.seq_len} steps")
     whole = alternate(runners, args.steps, args.rounds)
     for name, seconds in whole.items():
         print(f"  {name:<34}{1e3 * seconds:8.1f} ms/step {tokens / seconds:9.0f} tokens/s")
-    if len(whole) == 2:
-        mine, peer = whole.values()
-        print(f"  textpredict / PyTorch tokens/s: {peer / mine:.2f}")
+    mine = whole["textpredict train"]
+    if "PyTorch nn.LSTM loop" in whole:
+        print(f"  textpredict / PyTorch tokens/s: {whole['PyTorch nn.LSTM loop'] / mine:.2f}")
+    if KERAS_LOSS in whole:
+        print(f"  textpredict / with Keras's masked loss tokens/s: {whole[KERAS_LOSS] / mine:.3f}")
 
     layer = output_layer_steps(preset, vocabulary, targets)
     blocks = {

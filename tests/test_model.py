@@ -21,6 +21,7 @@ from textpredict.metrics import (
 from textpredict.model import (
     ModelConfig,
     TiedEmbedding,
+    TokenCrossEntropy,
     build_language_model,
     check_replaceable,
     load_model,
@@ -107,6 +108,35 @@ def test_token_mean_cross_entropy_weighs_every_token_alike():
     assert nll_sum / tokens != pytest.approx(np.mean(batch_means), rel=1e-2)  # Keras's mean
     metric.reset_state()
     assert float(metric.result()) == 0.0
+
+
+def test_token_cross_entropy_trains_as_kerass_masked_loss():
+    """`train`'s loss against Keras's `ignore_class`, on batches of lines padded
+    unevenly: the same losses and, with plain SGD (which, unlike Adam, keeps the
+    gradients' scale), the same weights after each update."""
+    rng = np.random.default_rng(0)
+    batches = []
+    for width, lengths in ((6, [6, 2, 4]), (3, [1, 3, 0])):
+        ids = np.zeros((3, width), np.int32)
+        for row, n in enumerate(lengths):
+            ids[row, :n] = rng.integers(1, VOCAB, n)
+        batches.append((ids, np.roll(ids, -1, axis=1) * (ids > 0)))  # pads stay pads
+    losses = {
+        "keras": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+        "textpredict": TokenCrossEntropy(),
+    }
+    trained = {}
+    initial = build_language_model(small_config(), VOCAB, seed=3).get_weights()
+    for name, loss in losses.items():
+        network = build_language_model(small_config(), VOCAB, seed=3)
+        network.compile(optimizer=keras.optimizers.SGD(0.5), loss=loss)
+        steps = [float(network.train_on_batch(x, y)) for x, y in batches + batches]
+        trained[name] = steps, network.get_weights()
+    (keras_steps, keras_weights), (steps, weights) = trained.values()
+    np.testing.assert_allclose(steps, keras_steps, rtol=1e-6)
+    for mine, theirs in zip(weights, keras_weights, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-7)
+    assert not any(np.allclose(w, w0) for w, w0 in zip(weights, initial, strict=True))
 
 
 def test_perplexity_logger_makes_the_loss_the_token_mean():

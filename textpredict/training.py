@@ -68,7 +68,7 @@ from textpredict.model import (
     resolve_model_path,
     write_json,
 )
-from textpredict.text import PAD_ID, Tokenizer
+from textpredict.text import Tokenizer
 
 SEQUENCES = ("lines", "stream")
 OPTIMIZERS = ("adam", "sgd")
@@ -455,13 +455,9 @@ def compiled_network(
         batch_size=config.batch_size if stateful else None,
         seed=config.seed,
     )
-    # On one device Keras's own masked loss, which TokenCrossEntropy equals there.
-    replicated = tf.distribute.get_strategy().num_replicas_in_sync > 1
     network.compile(
         optimizer=clip_after_summing(config.make_optimizer()),
-        loss=TokenCrossEntropy()
-        if replicated
-        else keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
+        loss=TokenCrossEntropy(),
         # The epoch's loss per token (see PerplexityLogger). Only lines need it: every
         # window of a stream holds batch × seq_len targets, so there Keras's mean over
         # batches is already the mean over tokens, at no extra softmax per step.
