@@ -173,16 +173,18 @@ class TokenCrossEntropy(keras.losses.Loss):
     """Mean cross-entropy per target token of the whole batch, padding (id 0) ignored.
 
     The loss ``train`` minimises. On one device it equals Keras's
-    ``SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)``: the same
-    gradients, bit for bit, on the CPUs measured. It is faster, because it leaves
-    the padding out of the per-token losses, where Keras's ``ignore_class`` masks the
-    logits themselves, one more pass over the whole ``(batch, time, vocabulary)``
-    tensor forward and another backward (2 to 6 % of a ``zaremba-small`` training
-    step). Under a ``tf.distribute`` strategy each replica gets some rows of the batch, and Keras's
-    mean would divide each replica's sum by that replica's own count of real tokens
-    before the replicas' gradients are added: bucketed batches topped up with padding
-    rows put more padding on some replicas than on others, so tokens would weigh
-    unequally and the update would differ from one device's. Here every replica
+    ``SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)`` and trains to
+    the same weights (``tests/test_model.py``), but faster: it leaves the padding out
+    of the per-token losses, where Keras's ``ignore_class`` masks the logits
+    themselves, one more pass over the whole ``(batch, time, vocabulary)`` tensor
+    forward and another backward. A ``zaremba-small`` training step ran 1.02 and 1.04
+    times as fast (``benchmarks/ptb_throughput.py --keras-loss``).
+
+    Under a ``tf.distribute`` strategy each replica gets some rows of the batch, and
+    Keras's mean would divide each replica's sum by that replica's own count of real
+    tokens before the replicas' gradients are added: bucketed batches topped up with
+    padding rows put more padding on some replicas than on others, so tokens would
+    weigh unequally and the update would differ from one device's. Here every replica
     divides by the count over *all* replicas, and the summed gradients are exactly the
     gradient of the single-device mean (see ``textpredict.distribute``).
     """
