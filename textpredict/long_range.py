@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from textpredict.default_corpus import COUNTRY_LANGUAGE, PRONOUNS, neutral_filler
 from textpredict.layers import Recurrent
-from textpredict.model import ModelConfig, TokenCrossEntropy, build_language_model
+from textpredict.model import ModelConfig, build_language_model
 from textpredict.text import PAD_ID, SPECIAL_IDS, Tokenizer, line_windows
 
 KINDS = ("country_language", "number_verb", "gender_pronoun")
@@ -195,7 +195,7 @@ def train_and_score(
     network = build_language_model(config, tokenizer.vocabulary_size, seed=settings.seed)
     network.compile(
         optimizer=keras.optimizers.Adam(settings.learning_rate, clipnorm=1.0),
-        loss=TokenCrossEntropy(),  # as `textpredict train` trains
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
     )
     lines = tf.data.Dataset.from_tensor_slices(train_lines)
     seq_len = max(len(line.split()) for line in train_lines) + 1

@@ -173,12 +173,13 @@ class TokenCrossEntropy(keras.losses.Loss):
     """Mean cross-entropy per target token of the whole batch, padding (id 0) ignored.
 
     The loss ``train`` minimises. On one device it equals Keras's
-    ``SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)`` and trains to
-    the same weights (``tests/test_model.py``), but faster: it leaves the padding out
-    of the per-token losses, where Keras's ``ignore_class`` masks the logits
-    themselves, one more pass over the whole ``(batch, time, vocabulary)`` tensor
-    forward and another backward. A ``zaremba-small`` training step ran 1.02 and 1.04
-    times as fast (``benchmarks/ptb_throughput.py --keras-loss``).
+    ``SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)``, to
+    floating-point rounding (``tests/test_model.py`` compares the weights after a few
+    updates), but it is faster: it leaves the padding out of the per-token losses,
+    where Keras's ``ignore_class`` masks the logits themselves, one more pass over the
+    whole ``(batch, time, vocabulary)`` tensor forward and another backward. A
+    ``zaremba-small`` training step ran 1.02 and 1.04 times as fast
+    (``benchmarks/ptb_throughput.py --keras-loss``).
 
     Under a ``tf.distribute`` strategy each replica gets some rows of the batch, and
     Keras's mean would divide each replica's sum by that replica's own count of real
