@@ -11,7 +11,7 @@ The output layer is timed on its own too (a dense layer to the vocabulary, the
 cross-entropy, backward, update), since at 200 units it is most of a step.
 ``--keras-loss`` adds textpredict's step with Keras's
 ``SparseCategoricalCrossentropy(ignore_class=0)`` in place of its own loss
-(``model.TokenCrossEntropy``), which trains to the same weights.
+(``model.TokenCrossEntropy``, the same loss and gradients up to rounding).
 
     pip install torch==2.13.0
     python benchmarks/ptb_throughput.py [--preset zaremba-small] [--ptb ../shared/corpora/ptb]

@@ -110,7 +110,7 @@ def test_token_mean_cross_entropy_weighs_every_token_alike():
     assert float(metric.result()) == 0.0
 
 
-def test_token_cross_entropy_trains_as_kerass_masked_loss():
+def test_token_cross_entropy_trains_as_keras_ignore_class_loss():
     """`train`'s loss against Keras's `ignore_class`, on batches of lines padded
     unevenly: the same losses and, with plain SGD (which, unlike Adam, keeps the
     gradients' scale), the same weights after each update."""
