@@ -148,7 +148,14 @@ def test_train_reports_bad_corpora_in_one_line(runner, home, setup, args, messag
 
 
 @pytest.mark.parametrize(
-    "args", [["--dropout", "1.5"], ["--epochs", "0"], ["--cell", "transformer"], ["--seed", "-1"]]
+    "args",
+    [
+        ["--dropout", "1.5"],
+        ["--epochs", "0"],
+        ["--cell", "transformer"],
+        ["--seed", "-1"],
+        ["--precision", "float64"],
+    ],
 )
 def test_train_rejects_bad_option_values(runner, args):
     result = invoke(runner, "train", *args)
@@ -170,6 +177,18 @@ def test_an_interrupted_run_exits_as_its_signal_asks_and_says_how_to_resume(
     assert "Carry on with: textpredict train --resume --model 'my model' --overwrite" in (
         result.output
     )
+
+
+def test_train_passes_the_precision_on(runner, monkeypatch):
+    received = {}
+
+    def capture(*_, training_config, **__):
+        received["precision"] = training_config.precision
+        raise TrainingInterrupted("stopped at once", signal.SIGINT)
+
+    monkeypatch.setattr(training, "train", capture)
+    invoke(runner, "train", "--model", "mixed", "--precision", "mixed_bfloat16")
+    assert received == {"precision": "mixed_bfloat16"}
 
 
 def test_complete_ranks_k_words_best_first(runner, trained):

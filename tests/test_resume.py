@@ -118,6 +118,18 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_trains_the_same_model(
     assert not training_directory(path).exists()
 
 
+def test_a_mixed_precision_run_resumes_to_the_same_model(corpus, tmp_path):
+    """The checkpoint holds the LossScaleOptimizer's state beside Adam's."""
+    settings = {**LINES, "precision": "mixed_float16"}
+    reference = run(corpus, tmp_path / "reference", settings)
+    path = tmp_path / "model"
+    with pytest.raises(TrainingInterrupted):
+        run(corpus, path, settings, callbacks=[CtrlC(0, 5)])
+    resumed = run(corpus, path, settings, resume=True)
+    assert_same_weights(resumed.path, reference.path)
+    assert resumed.info["training"]["precision"] == "mixed_float16"
+
+
 def snapshot(path):
     return {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 

@@ -50,10 +50,11 @@ def quiet_tensorflow() -> None:
         os.close(saved)
 
 
-#: The keys of model.CELLS and presets.PRESETS, written out so that --help does not
-#: import TensorFlow (a test checks that they agree).
+#: The keys of model.CELLS and presets.PRESETS, and model.PRECISIONS, written out so
+#: that --help does not import TensorFlow (a test checks that they agree).
 CELL_NAMES = ("lstm", "peephole", "cifg", "gru", "rnn")
 PRESET_NAMES = ("zaremba-small", "zaremba-medium", "zaremba-large", "tied-500")
+PRECISION_NAMES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def cells_option(help_text: str):
@@ -342,6 +343,13 @@ def main():
     help="With --strategy mirrored: the devices, e.g. /gpu:0,/gpu:1 (default: all GPUs). "
     "/cpu:0,/cpu:1 splits the CPU in two, to try it without GPUs.",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISION_NAMES),
+    default=None,
+    help="Compute dtype while training: mixed precision is for GPUs (slower on a CPU); "
+    "the saved model computes in float32.  [default: float32]",
+)
 @user_errors
 def train(
     corpus,
@@ -373,6 +381,7 @@ def train(
     checkpoint_every,
     strategy,
     devices,
+    precision,
 ):
     """Train a model and write it to saved_models/NAME/.
 
@@ -422,6 +431,7 @@ def train(
             steps_per_epoch=steps_per_epoch,
             strategy=strategy,
             devices=devices,
+            precision=precision,
         ),
     )
     started = time.perf_counter()

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import zipfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -61,6 +62,10 @@ MODEL_ENTRIES = (
 #: What a model replaced by a new one of the same name passes on to it: the exported
 #: versions, so that a server reading ``NAME/export`` keeps its versions.
 KEPT_ON_REPLACE = (EXPORT_DIRECTORY,)
+#: Keras dtype policies a network can be trained in (``--precision``). Mixed ones keep
+#: the weights in float32 and compute in 16 bits, which pays on GPUs with tensor cores;
+#: a saved model always computes in float32 (``training.portable_copy``).
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclass
@@ -216,6 +221,7 @@ def build_language_model(
     stateful: bool = False,
     batch_size: int | None = None,
     seed: int | None = None,
+    precision: str = "float32",
 ) -> keras.Model:
     """Embedding → recurrent stack → dropout → logits over the vocabulary.
 
@@ -225,12 +231,31 @@ def build_language_model(
         stateful: recurrent layers carry their state from one call to the next
             (for evaluation over a long stream, or truncated BPTT); needs ``batch_size``.
         seed: seeds initialisers and dropout.
+        precision: the Keras dtype policy of every layer, one of `PRECISIONS`. The
+            logits come out in the compute dtype; Keras's losses read them in float32.
 
     Returns:
         A functional model from ids ``(batch, time)`` to logits ``(batch, time, vocab)``.
         Padding (id 0) is masked, so right-padded batches of prompts of unequal
         length are read correctly.
     """
+    check_choice("precision", precision, PRECISIONS)
+    with _dtype_policy(precision):  # every layer, and the model, take it when created
+        return _language_model(config, vocabulary_size, stateful, batch_size, seed)
+
+
+@contextmanager
+def _dtype_policy(name: str):
+    """Keras's global dtype policy set to ``name`` for the block, then restored."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _language_model(config, vocabulary_size, stateful, batch_size, seed) -> keras.Model:
     counter = iter(range(1_000_000))
 
     def next_seed():  # a distinct, repeatable seed for each initialiser and dropout

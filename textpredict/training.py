@@ -54,6 +54,7 @@ from textpredict.model import (
     DEFAULT_MODEL,
     LOGS_DIRECTORY,
     METRICS_FILE,
+    PRECISIONS,
     ModelConfig,
     SavedModel,
     TokenCrossEntropy,
@@ -96,12 +97,16 @@ class TrainingConfig:
     # the cluster in TF_CONFIG. batch_size stays the global batch (textpredict.distribute).
     strategy: str = "default"
     devices: tuple[str, ...] | None = None  # for "mirrored": e.g. ("/gpu:0", "/gpu:1")
+    # The network's dtype policy while it trains: "float32", or "mixed_float16" (with
+    # Keras's loss scaling) or "mixed_bfloat16" for GPUs; the saved model is float32.
+    precision: str = "float32"
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "seq_len"):
             check_positive_int(name, getattr(self, name))
         check_choice("sequences", self.sequences, SEQUENCES)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("precision", self.precision, PRECISIONS)
         for name in ("constant_epochs", "steps_per_epoch", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -405,8 +410,8 @@ class TrainingRun:
         (``target`` None: a worker that writes no model, which stops at the scores)."""
         workdir, config, position = self.workdir, self.config, self.position
         best = keras.saving.load_model(workdir / BEST_MODEL, compile=False)
-        if config.sequences == "stream":  # the saved model reads prompts from a fresh state
-            best = stateless_copy(best, self.model_config, self.tokenizer.vocabulary_size)
+        if config.sequences == "stream" or config.precision != "float32":
+            best = portable_copy(best, self.model_config, self.tokenizer.vocabulary_size)
             save_best_model(workdir, best)
         evaluation = {
             part: evaluate_text(
@@ -445,7 +450,9 @@ def compiled_network(
     """The network ``train`` fits, compiled with its optimiser and the masked loss.
 
     For a stream it is stateful (truncated BPTT carries the state from batch to
-    batch), so it is built for ``config.batch_size`` rows.
+    batch), so it is built for ``config.batch_size`` rows. In ``config.precision``;
+    for "mixed_float16", Keras's ``compile`` wraps the optimiser in a
+    ``LossScaleOptimizer``, so that small gradients do not underflow in float16.
     """
     stateful = config.sequences == "stream"
     network = build_language_model(
@@ -454,6 +461,7 @@ def compiled_network(
         stateful=stateful,
         batch_size=config.batch_size if stateful else None,
         seed=config.seed,
+        precision=config.precision,
     )
     network.compile(
         optimizer=clip_after_summing(config.make_optimizer()),
@@ -494,8 +502,10 @@ def reset_states(network: keras.Model) -> None:
             layer.reset_state()
 
 
-def stateless_copy(network: keras.Model, config: ModelConfig, vocabulary_size: int):
-    """The same weights in a network that starts every call from a zero state."""
+def portable_copy(network: keras.Model, config: ModelConfig, vocabulary_size: int):
+    """The same weights in the network a model directory holds: one that starts every
+    call from a zero state and computes in float32, on any device (the variables of a
+    mixed-precision network are float32 already)."""
     copy = build_language_model(config, vocabulary_size)
     copy.set_weights(network.get_weights())
     return copy
