@@ -38,6 +38,7 @@ def training_step(layer, x):
     [(cell, "mixed_float16") for cell in CELLS] + [("LSTM", "mixed_bfloat16")],
 )
 def test_a_mixed_precision_layer_computes_in_16_bits_what_the_float32_one_does(cell, policy):
+    keras.utils.set_random_seed(0)  # the weights: at most half the tolerance used for them
     x = tf.constant(np.random.default_rng(0).normal(size=(4, 7, 5)), "float32")
     reference = getattr(textpredict, cell)(6, return_sequences=True)
     mixed = getattr(textpredict, cell)(6, return_sequences=True, dtype=policy)
