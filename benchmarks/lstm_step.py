@@ -8,6 +8,11 @@ over rounds.
 
     pip install torch==2.13.0      # the PyTorch peer (optional; benchmark only)
     python benchmarks/lstm_step.py [--rounds 7] [--json results.json]
+    python benchmarks/lstm_step.py --precision mixed_float16   # for a GPU
+
+With ``--precision`` the TensorFlow contenders compute in Keras's mixed precision
+(float32 weights, 16-bit products); PyTorch stays in float32, and the peak is
+float32's.
 
 Contenders: ``textpredict.LSTM`` and every variant (as ``textpredict train`` runs
 them: hand-derived BPTT, the time loop compiled with XLA), ``keras.layers.LSTM`` (with
@@ -75,7 +80,8 @@ def step_flops(batch: int, steps: int, features: int, units: int, gates: int) ->
 
 
 def keras_step(layer: keras.layers.Layer, x: tf.Tensor, jit: bool) -> Callable[[], None]:
-    """A training step of a Keras layer: loss = mean of outputs · a fixed projection."""
+    """A training step of a Keras layer: loss = mean of outputs · a fixed projection
+    (in float32, whatever the layer's compute dtype)."""
     layer(x[:1])  # build
     projection = tf.constant(np.random.default_rng(1).normal(size=(layer.units,)), tf.float32)
     optimizer = keras.optimizers.SGD(LEARNING_RATE)
@@ -85,7 +91,7 @@ def keras_step(layer: keras.layers.Layer, x: tf.Tensor, jit: bool) -> Callable[[
         with tf.GradientTape() as tape:
             tape.watch(x)
             outputs = layer(x, training=True)
-            loss = tf.reduce_mean(tf.tensordot(outputs, projection, 1))
+            loss = tf.reduce_mean(tf.tensordot(tf.cast(outputs, tf.float32), projection, 1))
         grads = tape.gradient(loss, [x, *layer.trainable_variables])
         optimizer.apply(grads[1:], layer.trainable_variables)
         return grads[0]
@@ -113,16 +119,19 @@ def torch_step(batch: int, steps: int, features: int, units: int) -> Callable[[]
     return step
 
 
-def contenders(shape: tuple[int, int, int, int], with_torch: bool) -> dict[str, tuple]:
-    """``name: (step function, gate blocks)`` for one shape."""
+def contenders(
+    shape: tuple[int, int, int, int], with_torch: bool, precision: str = "float32"
+) -> dict[str, tuple]:
+    """``name: (step function, gate blocks)`` for one shape; the Keras layers in the
+    dtype policy ``precision``."""
     batch, steps, features, units = shape
     x = tf.constant(np.random.default_rng(0).normal(size=(batch, steps, features)), tf.float32)
     found = {}
     for name, (cls, gates) in CELLS.items():
-        layer = cls(units, return_sequences=True)
+        layer = cls(units, return_sequences=True, dtype=precision)
         found[f"textpredict.{name}"] = (keras_step(layer, x, jit=False), gates)
     for jit in (False, True):
-        layer = keras.layers.LSTM(units, return_sequences=True)
+        layer = keras.layers.LSTM(units, return_sequences=True, dtype=precision)
         found[f"keras.LSTM{' xla' if jit else ''}"] = (keras_step(layer, x, jit), 4)
     if with_torch:
         found["torch.nn.LSTM"] = (torch_step(*shape), 4)
@@ -172,10 +181,17 @@ def interleaved_medians(steps: dict, rounds: int, seconds: float) -> dict:
     return {key: statistics.median(times) for key, times in samples.items()}
 
 
-def measure(shape_name: str, rounds: int, seconds: float, with_torch: bool, peak: float):
+def measure(
+    shape_name: str,
+    rounds: int,
+    seconds: float,
+    with_torch: bool,
+    peak: float,
+    precision: str = "float32",
+):
     shape = SHAPES[shape_name]
     batch, steps, features, units = shape
-    runners = contenders(shape, with_torch)
+    runners = contenders(shape, with_torch, precision)
     for step, _ in runners.values():  # warm up: tracing, XLA
         for _ in range(3):
             step()
@@ -238,6 +254,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=0.5, help="per contender per round")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "mixed_float16", "mixed_bfloat16"],
+        default="float32",
+        help="dtype policy of the TensorFlow contenders",
+    )
     args = parser.parse_args(argv)
 
     with_torch = not args.no_torch
@@ -252,14 +274,17 @@ def main(argv=None) -> int:
     else:
         torch_version = None
     print(machine() + (f", PyTorch {torch_version}" if with_torch else ""))
+    if args.precision != "float32":
+        print(f"TensorFlow contenders in {args.precision}; PyTorch and the peak in float32")
     peak = matmul_peak(with_torch=with_torch)
     results = []
     for shape_name in args.shape or list(SHAPES):
-        results += measure(shape_name, args.rounds, args.seconds, with_torch, peak)
+        results += measure(shape_name, args.rounds, args.seconds, with_torch, peak, args.precision)
     print(report(results, peak))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"peak_gflop_per_s": peak, "results": [asdict(r) for r in results]}, out)
+            summary = {"peak_gflop_per_s": peak, "precision": args.precision}
+            json.dump({**summary, "results": [asdict(r) for r in results]}, out)
     return 0
 
 

@@ -34,10 +34,11 @@ def test_step_flops_are_three_times_the_forward_matrix_products(lstm_step):
         assert lstm_step.step_flops(batch, steps, features, units, gates) == 3 * forward
 
 
-def test_every_contender_takes_a_real_training_step(lstm_step):
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
+def test_every_contender_takes_a_real_training_step(lstm_step, precision):
     x = tf.constant(np.random.default_rng(0).normal(size=(2, 3, 4)), tf.float32)
     for name, (cls, _) in lstm_step.CELLS.items():
-        layer = cls(5, return_sequences=True)
+        layer = cls(5, return_sequences=True, dtype=precision)
         step = lstm_step.keras_step(layer, x, jit=False)
         before = [w.numpy().copy() for w in layer.trainable_weights]
         step()
@@ -56,6 +57,15 @@ def test_the_report_has_every_contender_and_the_ratios(lstm_step, monkeypatch, c
         assert f"  {name} " in output
     header = next(line for line in output.splitlines() if "contender" in line)
     assert "vs keras" in header and "vs torch" not in header  # no PyTorch, no column
+
+
+def test_the_report_says_in_which_precision_it_ran(lstm_step, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(lstm_step, "SHAPES", {"tiny": (2, 3, 4, 5)})
+    arguments = ["--rounds", "1", "--seconds", "0.01", "--no-torch", "--json", tmp_path / "r"]
+    assert lstm_step.main([*map(str, arguments), "--precision", "mixed_bfloat16"]) == 0
+    assert "TensorFlow contenders in mixed_bfloat16" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "r").read_text())
+    assert saved["precision"] == "mixed_bfloat16" and len(saved["results"]) == 7
 
 
 def test_ptb_report_states_the_papers_learning_rate_and_the_saved_epoch(tmp_path):
