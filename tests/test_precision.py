@@ -97,5 +97,8 @@ def test_a_model_trained_in_mixed_precision_is_saved_in_float32(tmp_path, sequen
     assert {layer.dtype_policy.name for layer in reloaded.layers} == {"float32"}
     logits = reloaded(np.array([[2, 3, 4]]))
     assert logits.dtype == "float32"
-    # Scored in float32, with the weights the run trained.
-    assert model.metrics["valid"]["perplexity"] < len(model.tokenizer.vocabulary)
+    if sequences == "lines":  # where the final scoring reads the text as fit's validation
+        # The best epoch's weights, scored in float32: its validation perplexity up to
+        # the rounding of the mixed network that Keras scored during the run.
+        best = model.metrics["history"]["val_perplexity"][model.metrics["best_epoch"] - 1]
+        assert model.metrics["valid"]["perplexity"] == pytest.approx(best, rel=1e-2)
