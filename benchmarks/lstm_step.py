@@ -47,6 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 import textpredict
+from textpredict.model import PRECISIONS
 
 SHAPES = {  # name: (batch, time steps, input features, units)
     "small": (20, 35, 200, 200),
@@ -256,7 +257,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument(
         "--precision",
-        choices=["float32", "mixed_float16", "mixed_bfloat16"],
+        choices=PRECISIONS,
         default="float32",
         help="dtype policy of the TensorFlow contenders",
     )
